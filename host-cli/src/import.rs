@@ -1,0 +1,1 @@
+//! Importing TransformerLens-named safetensors checkpoints.

@@ -1,0 +1,6 @@
+//! The host side of tinylens: import TransformerLens checkpoints, write blobs, run the kernel,
+//! and check it against an independent float reference.
+
+pub mod import;
+pub mod params;
+pub mod reference;
