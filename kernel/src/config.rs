@@ -49,3 +49,121 @@ pub struct Config {
     /// Positional embedding type.
     pub pos: PosEmbed,
 }
+
+impl Config {
+    /// Elements of the KV cache for `ctx` positions: keys and values of every head of every
+    /// layer, `2 * [n_layers, n_heads, ctx, d_head]`.
+    pub const fn kv_cache_len(&self, ctx: usize) -> usize {
+        2 * self.n_layers * self.n_heads * ctx * self.d_head
+    }
+
+    /// `f32` elements of decoding state for a context of `ctx` positions: the KV cache, one
+    /// residual row, one normalized row, one query, the attention pattern and `z` of the current
+    /// position in every head, and the logits. See [`Decoder`](crate::Decoder) for the layout.
+    pub const fn state_len_for(&self, ctx: usize) -> usize {
+        self.kv_cache_len(ctx)
+            + 2 * self.d_model // residual stream, normalized input
+            + self.d_head // query of one head
+            + self.n_layers * self.n_heads * ctx // attention pattern of the current position
+            + self.n_layers * self.n_heads * self.d_head // z of the current position
+            + self.d_vocab // logits
+    }
+
+    /// `f32` elements of decoding state for the model's full context `n_ctx`.
+    /// Size a static buffer with it: `static ARENA: Arena<{ CFG.state_len() }>`.
+    pub const fn state_len(&self) -> usize {
+        self.state_len_for(self.n_ctx)
+    }
+
+    /// Bytes of decoding state for the full context: exactly what the decoder uses.
+    pub const fn state_bytes(&self) -> usize {
+        self.state_len() * core::mem::size_of::<f32>()
+    }
+
+    /// Parameters of the model, counted in elements.
+    pub const fn n_params(&self) -> usize {
+        let ln = match self.norm {
+            Norm::None => 0,
+            Norm::LayerNorm { .. } => 2 * self.d_model,
+        };
+        let pos = match self.pos {
+            PosEmbed::None => 0,
+            PosEmbed::Standard | PosEmbed::Shortformer => self.n_ctx * self.d_model,
+        };
+        let attn = 4 * self.n_heads * self.d_model * self.d_head
+            + 3 * self.n_heads * self.d_head
+            + self.d_model;
+        self.d_vocab * self.d_model
+            + pos
+            + self.n_layers * (ln + attn)
+            + ln
+            + self.d_model * self.d_vocab
+            + self.d_vocab
+    }
+
+    /// Checks that every dimension is nonzero and that the model's sizes fit in 32 bits, so
+    /// that every size computed from this config is exact. Returns the first offending field.
+    pub fn check(&self) -> Result<(), crate::Error> {
+        use crate::Error::BadConfig;
+        let fields = [
+            (self.n_layers, "n_layers must be at least 1"),
+            (self.n_heads, "n_heads must be at least 1"),
+            (self.d_model, "d_model must be at least 1"),
+            (self.d_head, "d_head must be at least 1"),
+            (self.d_vocab, "d_vocab must be at least 1"),
+            (self.n_ctx, "n_ctx must be at least 1"),
+        ];
+        for (value, message) in fields {
+            if value == 0 {
+                return Err(BadConfig(message));
+            }
+        }
+        const LIMIT: u64 = 1 << 29;
+        if let Norm::LayerNorm { eps } = self.norm {
+            if !(eps.is_finite() && eps >= 0.0) {
+                return Err(BadConfig("LayerNorm eps must be finite and non-negative"));
+            }
+        }
+        // Every size the kernel computes is at most the parameter count or the state length.
+        // Compute both in checked u64 arithmetic and bound them so that no size overflows
+        // 32 bits (blobs address tensors with u32), nor usize on any target.
+        match self.checked_sizes() {
+            Some((params, state)) if params <= LIMIT && state <= LIMIT => Ok(()),
+            _ => Err(BadConfig(
+                "model too large (sizes must fit in 2^29 elements)",
+            )),
+        }
+    }
+
+    /// `(n_params, state_len)` in overflow-checked u64 arithmetic.
+    fn checked_sizes(&self) -> Option<(u64, u64)> {
+        let (l, h, m, d, v, c) = (
+            self.n_layers as u64,
+            self.n_heads as u64,
+            self.d_model as u64,
+            self.d_head as u64,
+            self.d_vocab as u64,
+            self.n_ctx as u64,
+        );
+        let mul = |a: u64, b: u64| a.checked_mul(b);
+        let hmd = mul(mul(h, m)?, d)?;
+        let hd = mul(h, d)?;
+        let attn = mul(hmd, 4)?.checked_add(mul(hd, 3)?)?.checked_add(m)?;
+        let ln = mul(m, 2)?;
+        let per_layer = attn.checked_add(ln)?;
+        let vm = mul(v, m)?;
+        let params = mul(vm, 2)?
+            .checked_add(mul(c, m)?)?
+            .checked_add(mul(l, per_layer)?)?
+            .checked_add(ln)?
+            .checked_add(v)?;
+        let lh = mul(l, h)?;
+        let state = mul(mul(mul(lh, c)?, d)?, 2)?
+            .checked_add(mul(m, 2)?)?
+            .checked_add(d)?
+            .checked_add(mul(lh, c)?)?
+            .checked_add(mul(lh, d)?)?
+            .checked_add(v)?;
+        Some((params, state))
+    }
+}

@@ -1,5 +1,78 @@
 #![no_std]
-//! tinylens kernel (work in progress)
-#![allow(missing_docs)]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+//! # tinylens
+//!
+//! Attention-only transformers on microcontrollers, read the way "A Mathematical Framework for
+//! Transformer Circuits" (Elhage et al., 2021) reads them, with TransformerLens' exact
+//! semantics. `no_std`, no allocator: the model is borrowed in place from a blob in flash and
+//! every buffer lives in memory the caller owns.
+//!
+//! ## The paper, line by line
+//!
+//! | the framework | the code |
+//! |---|---|
+//! | token embedding `x_0 = W_E t` (+ `W_pos`) | [`forward::embed`] |
+//! | each head reads `ln1(x)` | [`forward::layer_norm`] |
+//! | `q = x W_Q + b_Q`, `k`, `v` likewise | [`forward::matvec`] |
+//! | QK circuit: `A = softmax(q k^T / sqrt(d_head))`, causal | [`forward::attention_scores`], [`forward::softmax`] |
+//! | OV circuit: `h(x) = A v W_O` | [`forward::mix_values`], [`forward::head_result`] |
+//! | residual stream: `x_{i+1} = x_i + sum_h h(x_i)` (+ `b_O`) | `Decoder::attention_layer` (private; see `forward.rs`) |
+//! | unembedding `T = W_U x_{-1}` (+ `b_U`) | [`forward::unembed`] |
+//! | path expansion: direct path + one term per head | [`attribution`] |
+//!
+//! The whole `f32` path is `src/forward.rs`, top to bottom.
+//!
+//! ## Example
+//!
+//! ```
+//! use tinylens::{Decoder, Model};
+//! # let blob = tinylens::testing::tiny_blob();
+//! # let bytes = blob.as_bytes();
+//! let model = Model::from_blob(bytes)?;            // checks magic, version, CRC, shapes
+//! let mut arena = vec![0.0f32; model.config().state_len()];
+//! let mut decoder = Decoder::new(&model, &mut arena)?;
+//! let logits = decoder.prefill(&[1, 2, 3])?;       // KV cache filled, logits of the last token
+//! let next = tinylens::argmax(logits);
+//! decoder.step(next)?;
+//! # Ok::<(), tinylens::Error>(())
+//! ```
+//!
+//! On a device, put the blob in flash with [`include_blob!`] and the state in a `static`
+//! [`Arena`] sized by [`Config::state_len`].
+//!
+//! ## Crate features
+//! - `std`: implements nothing extra in the kernel; lets host crates and tests use `std`.
+
+#[cfg(any(test, feature = "std"))]
+extern crate std;
+
+pub mod attribution;
+pub mod blob;
 pub mod config;
+mod error;
+pub mod forward;
+pub mod model;
+#[doc(hidden)]
+#[cfg(any(test, feature = "std"))]
+pub mod testing;
+#[cfg(any(test, feature = "std"))]
+pub mod writer;
+
+pub use attribution::{LnConvention, Target, Term};
+pub use blob::{Aligned, NumberFormat};
 pub use config::{Config, Norm, PosEmbed};
+pub use error::Error;
+pub use forward::{Arena, Decoder, Hooks};
+pub use model::Model;
+
+/// The index of the largest value (the first, on ties); 0 for an empty slice.
+pub fn argmax(values: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best as u32
+}

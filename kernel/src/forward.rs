@@ -1,0 +1,527 @@
+//! The forward pass in `f32`, top to bottom: first one small function per equation of the
+//! framework, then the [`Decoder`] that runs them one position at a time over a KV cache.
+//!
+//! Conventions are TransformerLens': activations are row vectors multiplied on the right by
+//! weights (`q = x @ W_Q[h] + b_Q[h]`), and every matrix is stored row-major in the shape its
+//! comment gives.
+
+use crate::model::{F32Weights, LayerWeights, LnWeights, Weights};
+use crate::{Config, Error, Model, Norm, PosEmbed};
+
+// ------------------------------------------------------------------------------------------
+// The equations
+// ------------------------------------------------------------------------------------------
+
+/// Token and position embedding, the start of the residual stream:
+/// `x_0 = W_E[t] + W_pos[p]`. Pass `w_pos = None` when positions do not enter the residual
+/// stream (shortformer, or no positional embedding).
+///
+/// `w_e`: [d_vocab, d_model], `w_pos`: [n_ctx, d_model], `x`: [d_model]
+pub fn embed(w_e: &[f32], w_pos: Option<&[f32]>, token: usize, pos: usize, x: &mut [f32]) {
+    let d_model = x.len();
+    x.copy_from_slice(&w_e[token * d_model..][..d_model]);
+    if let Some(w_pos) = w_pos {
+        add(x, &w_pos[pos * d_model..][..d_model]);
+    }
+}
+
+/// LayerNorm as TransformerLens computes it, with biased variance:
+/// `out = (x - mean(x)) / scale * w + b`, `scale = sqrt(mean((x - mean(x))^2) + eps)`.
+/// Returns `scale` (TransformerLens' `hook_scale`), which attribution freezes.
+///
+/// `x`, `out`: [d_model]
+pub fn layer_norm(x: &[f32], ln: &LnWeights<'_>, eps: f32, out: &mut [f32]) -> f32 {
+    let n = x.len() as f32;
+    let mean = x.iter().sum::<f32>() / n;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let scale = libm::sqrtf(var + eps);
+    for (((o, &v), &w), &b) in out.iter_mut().zip(x).zip(ln.w).zip(ln.b) {
+        *o = (v - mean) / scale * w + b;
+    }
+    scale
+}
+
+/// A row vector times a matrix, plus an optional bias: `out = x @ w + b`.
+/// Written as a sum of scaled rows of `w`, so the inner loop runs over contiguous memory.
+///
+/// `x`: [d_in], `w`: [d_in, d_out], `b`, `out`: [d_out]
+pub fn matvec(x: &[f32], w: &[f32], b: Option<&[f32]>, out: &mut [f32]) {
+    match b {
+        Some(b) => out.copy_from_slice(b),
+        None => out.fill(0.0),
+    }
+    for (&xi, row) in x.iter().zip(w.chunks_exact(out.len())) {
+        for (o, &wij) in out.iter_mut().zip(row) {
+            *o += xi * wij;
+        }
+    }
+}
+
+/// Attention scores of one query against the keys of positions `0..=i` (the causal mask is
+/// the length of `scores`): `score_j = q · k_j / sqrt(d_head)`.
+///
+/// `q`: [d_head], `keys`: [>= n, d_head], `scores`: [n]
+pub fn attention_scores(q: &[f32], keys: &[f32], scores: &mut [f32]) {
+    let attn_scale = libm::sqrtf(q.len() as f32);
+    for (s, k) in scores.iter_mut().zip(keys.chunks_exact(q.len())) {
+        *s = dot(q, k) / attn_scale;
+    }
+}
+
+/// Softmax in place, shifted by the maximum for range: `A_j = exp(s_j) / sum_k exp(s_k)`.
+///
+/// `x`: [n]
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in x.iter_mut() {
+        *v = libm::expf(*v - max);
+        sum += *v;
+    }
+    for v in x.iter_mut() {
+        *v /= sum;
+    }
+}
+
+/// The attention-weighted sum of values: `z = sum_j A_j v_j`.
+///
+/// `pattern`: [n], `values`: [>= n, d_head], `z`: [d_head]
+pub fn mix_values(pattern: &[f32], values: &[f32], z: &mut [f32]) {
+    z.fill(0.0);
+    for (&a, v) in pattern.iter().zip(values.chunks_exact(z.len())) {
+        for (zi, &vi) in z.iter_mut().zip(v) {
+            *zi += a * vi;
+        }
+    }
+}
+
+/// What one head writes into the residual stream: `result_h = z_h @ W_O[h]`.
+/// Together with [`mix_values`] and the value projection this is the OV circuit.
+///
+/// `z`: [d_head], `w_o`: [d_head, d_model], `out`: [d_model]
+pub fn head_result(z: &[f32], w_o: &[f32], out: &mut [f32]) {
+    matvec(z, w_o, None, out);
+}
+
+/// The unembedding: `logits = x @ W_U + b_U`.
+///
+/// `x`: [d_model], `w_u`: [d_model, d_vocab], `b_u`, `logits`: [d_vocab]
+pub fn unembed(x: &[f32], w_u: &[f32], b_u: &[f32], logits: &mut [f32]) {
+    matvec(x, w_u, Some(b_u), logits);
+}
+
+/// `a · b`
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// `x += y`
+pub fn add(x: &mut [f32], y: &[f32]) {
+    for (a, &b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Hooks: where a caller can watch the forward pass
+// ------------------------------------------------------------------------------------------
+
+/// Called during [`Decoder::step_with`] at the points TransformerLens names hooks. Every
+/// method has an empty default; `()` watches nothing and costs nothing.
+pub trait Hooks {
+    /// `blocks.{layer}.attn.hook_result[pos, head]`: what `head` adds to the residual stream
+    /// at this position. `result`: [d_model]
+    fn result(&mut self, layer: usize, head: usize, result: &[f32]) {
+        let _ = (layer, head, result);
+    }
+    /// `blocks.{layer}.hook_resid_post[pos]`: the residual stream after the layer.
+    /// `resid`: [d_model]
+    fn resid_post(&mut self, layer: usize, resid: &[f32]) {
+        let _ = (layer, resid);
+    }
+}
+
+impl Hooks for () {}
+
+// ------------------------------------------------------------------------------------------
+// The decoder: state in caller-owned memory, one position per step
+// ------------------------------------------------------------------------------------------
+
+/// Storage for a decoder, sized at compile time so that it can live in a `static`:
+/// `static mut STATE: Arena<{ CONFIG.state_len() }> = Arena::new();`
+#[repr(C, align(16))]
+pub struct Arena<const N: usize>([f32; N]);
+
+impl<const N: usize> Arena<N> {
+    /// A zeroed arena.
+    pub const fn new() -> Self {
+        Arena([0.0; N])
+    }
+
+    /// The whole arena, to hand to [`Decoder::new`].
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.0
+    }
+}
+
+impl<const N: usize> Default for Arena<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Takes the first `n` elements off `buf`.
+fn take<'s>(buf: &mut &'s mut [f32], n: usize) -> &'s mut [f32] {
+    let (head, tail) = core::mem::take(buf).split_at_mut(n);
+    *buf = tail;
+    head
+}
+
+/// Runs a model one token at a time. Keys and values of past positions stay in a KV cache, so
+/// each step costs one position's worth of work; the attention pattern, `z` and the logits of
+/// the current position stay readable until the next step.
+pub struct Decoder<'m, 's> {
+    pub(crate) cfg: Config,
+    pub(crate) w: F32Weights<'m>,
+    /// Positions the cache holds (at most `n_ctx`).
+    pub(crate) ctx: usize,
+    /// Positions decoded so far; the current position is `pos - 1`.
+    pub(crate) pos: usize,
+    /// The token at the current position.
+    pub(crate) token: u32,
+    /// Final LayerNorm scale at the current position (1 without LayerNorm).
+    pub(crate) final_scale: f32,
+    /// Whether `logits` (and `final_scale`) belong to the current position.
+    pub(crate) has_logits: bool,
+    /// Keys: [n_layers, n_heads, ctx, d_head]
+    pub(crate) k_cache: &'s mut [f32],
+    /// Values: [n_layers, n_heads, ctx, d_head]
+    pub(crate) v_cache: &'s mut [f32],
+    /// The residual stream at the current position: [d_model]
+    pub(crate) resid: &'s mut [f32],
+    /// The input of the heads (`ln1(x)`, plus `W_pos` for queries and keys of shortformer
+    /// models), then scratch for one head's result: [d_model]
+    pub(crate) normed: &'s mut [f32],
+    /// The query of one head: [d_head]
+    pub(crate) q: &'s mut [f32],
+    /// Attention of the current position to positions `0..pos`: [n_layers, n_heads, ctx]
+    pub(crate) pattern: &'s mut [f32],
+    /// `z` of the current position: [n_layers, n_heads, d_head]
+    pub(crate) z: &'s mut [f32],
+    /// Logits of the current position: [d_vocab]
+    pub(crate) logits: &'s mut [f32],
+}
+
+impl<'m, 's> Decoder<'m, 's> {
+    /// A decoder over the model's full context `n_ctx`. `arena` must hold at least
+    /// [`Config::state_len`] elements.
+    pub fn new(model: &Model<'m>, arena: &'s mut [f32]) -> Result<Self, Error> {
+        Self::with_context(model, arena, model.config().n_ctx)
+    }
+
+    /// A decoder whose KV cache holds only `ctx <= n_ctx` positions, for devices with less
+    /// memory than the full context needs. `arena` must hold [`Config::state_len_for`]`(ctx)`.
+    pub fn with_context(
+        model: &Model<'m>,
+        arena: &'s mut [f32],
+        ctx: usize,
+    ) -> Result<Self, Error> {
+        let cfg = *model.config();
+        if ctx > cfg.n_ctx || ctx == 0 {
+            return Err(Error::ContextTooLong {
+                requested: ctx,
+                n_ctx: cfg.n_ctx,
+            });
+        }
+        let needed = cfg.state_len_for(ctx);
+        if arena.len() < needed {
+            return Err(Error::CapacityTooSmall {
+                needed_bytes: needed * 4,
+                available_bytes: arena.len() * 4,
+            });
+        }
+        let w = match model.weights() {
+            Weights::F32(w) => *w,
+            #[allow(unreachable_patterns)]
+            _ => return Err(Error::UnsupportedFormat(model.format().code())),
+        };
+        let (l, h, d) = (cfg.n_layers, cfg.n_heads, cfg.d_head);
+        let mut buf = arena;
+        Ok(Decoder {
+            cfg,
+            w,
+            ctx,
+            pos: 0,
+            token: 0,
+            final_scale: 1.0,
+            has_logits: false,
+            k_cache: take(&mut buf, l * h * ctx * d),
+            v_cache: take(&mut buf, l * h * ctx * d),
+            resid: take(&mut buf, cfg.d_model),
+            normed: take(&mut buf, cfg.d_model),
+            q: take(&mut buf, d),
+            pattern: take(&mut buf, l * h * ctx),
+            z: take(&mut buf, l * h * d),
+            logits: take(&mut buf, cfg.d_vocab),
+        })
+    }
+
+    /// The model's config.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Positions decoded so far (the current position is `len() - 1`).
+    pub fn len(&self) -> usize {
+        self.pos
+    }
+
+    /// Whether nothing has been decoded since the last reset.
+    pub fn is_empty(&self) -> bool {
+        self.pos == 0
+    }
+
+    /// Positions the KV cache holds.
+    pub fn capacity(&self) -> usize {
+        self.ctx
+    }
+
+    /// Forgets every position; the next step is position 0.
+    pub fn reset(&mut self) {
+        self.pos = 0;
+        self.has_logits = false;
+    }
+
+    /// Appends `token` at the next position and returns its logits: [d_vocab].
+    pub fn step(&mut self, token: u32) -> Result<&[f32], Error> {
+        self.step_with(token, &mut ())
+    }
+
+    /// [`step`](Self::step), calling `hooks` at each hook point on the way.
+    pub fn step_with(&mut self, token: u32, hooks: &mut impl Hooks) -> Result<&[f32], Error> {
+        self.check_token(token)?;
+        if self.pos >= self.ctx {
+            return Err(Error::ContextFull { capacity: self.ctx });
+        }
+        self.forward(token, hooks, true);
+        Ok(self.logits)
+    }
+
+    /// Runs a whole prompt from the current position and returns the logits of its last
+    /// token. Every token is checked before anything runs, so a bad prompt changes nothing.
+    /// Logits are computed for the last position only.
+    pub fn prefill(&mut self, tokens: &[u32]) -> Result<&[f32], Error> {
+        if tokens.is_empty() {
+            return Err(Error::EmptyPrompt);
+        }
+        for &t in tokens {
+            self.check_token(t)?;
+        }
+        if self.pos + tokens.len() > self.ctx {
+            return Err(Error::ContextFull { capacity: self.ctx });
+        }
+        let last = tokens.len() - 1;
+        for (i, &t) in tokens.iter().enumerate() {
+            self.forward(t, &mut (), i == last);
+        }
+        Ok(self.logits)
+    }
+
+    /// Keeps generating past the context: starts over with `recent` (the last tokens the
+    /// caller kept, at most the capacity) re-encoded at positions `0..recent.len()`, and
+    /// returns the logits of the last one. Absolute positional embeddings make this a
+    /// re-prefill: the cached keys cannot be shifted in place.
+    ///
+    /// ```
+    /// # fn demo(decoder: &mut tinylens::Decoder, history: &[u32], next: u32) -> Result<(), tinylens::Error> {
+    /// match decoder.step(next) {
+    ///     Err(tinylens::Error::ContextFull { .. }) => {
+    ///         // Keep the newest half of the window, then go on.
+    ///         let keep = decoder.capacity() / 2;
+    ///         decoder.slide(&history[history.len() - keep..])?;
+    ///         decoder.step(next)?;
+    ///     }
+    ///     other => { other?; }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn slide(&mut self, recent: &[u32]) -> Result<&[f32], Error> {
+        if recent.len() > self.ctx {
+            return Err(Error::ContextFull { capacity: self.ctx });
+        }
+        for &t in recent {
+            self.check_token(t)?;
+        }
+        self.reset();
+        self.prefill(recent)
+    }
+
+    /// Logits of the current position: [d_vocab].
+    pub fn logits(&self) -> Result<&[f32], Error> {
+        if self.has_logits {
+            Ok(self.logits)
+        } else {
+            Err(Error::NoPosition)
+        }
+    }
+
+    /// The residual stream at the current position after the last layer: [d_model].
+    pub fn resid(&self) -> &[f32] {
+        self.resid
+    }
+
+    /// Attention of the current position in `head` of `layer` over positions `0..len()`:
+    /// TransformerLens' `hook_pattern[head, pos, :pos+1]`.
+    pub fn pattern(&self, layer: usize, head: usize) -> Result<&[f32], Error> {
+        let i = self.head_index(layer, head)?;
+        Ok(&self.pattern[i * self.ctx..][..self.pos])
+    }
+
+    /// `z` of the current position in `head` of `layer`: [d_head], TransformerLens' `hook_z`.
+    pub fn z(&self, layer: usize, head: usize) -> Result<&[f32], Error> {
+        let i = self.head_index(layer, head)?;
+        Ok(&self.z[i * self.cfg.d_head..][..self.cfg.d_head])
+    }
+
+    pub(crate) fn head_index(&self, layer: usize, head: usize) -> Result<usize, Error> {
+        if self.pos == 0 {
+            return Err(Error::NoPosition);
+        }
+        if layer >= self.cfg.n_layers {
+            return Err(Error::OutOfRange {
+                what: "layer",
+                index: layer,
+                len: self.cfg.n_layers,
+            });
+        }
+        if head >= self.cfg.n_heads {
+            return Err(Error::OutOfRange {
+                what: "head",
+                index: head,
+                len: self.cfg.n_heads,
+            });
+        }
+        Ok(layer * self.cfg.n_heads + head)
+    }
+
+    fn check_token(&self, token: u32) -> Result<(), Error> {
+        if (token as usize) < self.cfg.d_vocab {
+            Ok(())
+        } else {
+            Err(Error::TokenOutOfRange {
+                token,
+                d_vocab: self.cfg.d_vocab,
+            })
+        }
+    }
+
+    /// One position through the whole model: embed, every attention layer, and (if asked)
+    /// the final LayerNorm and unembedding. The token and the capacity are already checked.
+    fn forward(&mut self, token: u32, hooks: &mut impl Hooks, with_logits: bool) {
+        let p = self.pos;
+        let pos_in_resid = match self.cfg.pos {
+            PosEmbed::Standard => self.w.w_pos(),
+            PosEmbed::Shortformer | PosEmbed::None => None,
+        };
+        embed(self.w.w_e(), pos_in_resid, token as usize, p, self.resid);
+        for l in 0..self.cfg.n_layers {
+            let weights = self.w.layer(l);
+            self.attention_layer(l, &weights, p, hooks);
+            hooks.resid_post(l, self.resid);
+        }
+        self.pos = p + 1;
+        self.token = token;
+        self.has_logits = with_logits;
+        if with_logits {
+            self.final_scale = match (self.w.ln_final(), self.cfg.norm) {
+                (Some(ln), Norm::LayerNorm { eps }) => {
+                    let scale = layer_norm(self.resid, &ln, eps, self.normed);
+                    unembed(self.normed, self.w.w_u(), self.w.b_u(), self.logits);
+                    scale
+                }
+                _ => {
+                    unembed(self.resid, self.w.w_u(), self.w.b_u(), self.logits);
+                    1.0
+                }
+            };
+        }
+    }
+
+    /// One attention layer at position `p`: `x_{l+1} = x_l + sum_h result_h + b_O`.
+    fn attention_layer(
+        &mut self,
+        l: usize,
+        lw: &LayerWeights<'_>,
+        p: usize,
+        hooks: &mut impl Hooks,
+    ) {
+        let Config {
+            n_heads,
+            d_model,
+            d_head,
+            ..
+        } = self.cfg;
+        let ctx = self.ctx;
+        // Every head reads the same input: ln1(x), or x itself.
+        match (lw.ln1, self.cfg.norm) {
+            (Some(ln), Norm::LayerNorm { eps }) => {
+                layer_norm(self.resid, &ln, eps, self.normed);
+            }
+            _ => self.normed.copy_from_slice(self.resid),
+        }
+        // Values: v = x @ W_V[h] + b_V[h], cached at position p.
+        for h in 0..n_heads {
+            let at = ((l * n_heads + h) * ctx + p) * d_head;
+            matvec(
+                self.normed,
+                &lw.w_v[h * d_model * d_head..][..d_model * d_head],
+                Some(&lw.b_v[h * d_head..][..d_head]),
+                &mut self.v_cache[at..][..d_head],
+            );
+        }
+        // Shortformer: positions reach queries and keys only, added after ln1.
+        if let (PosEmbed::Shortformer, Some(w_pos)) = (self.cfg.pos, self.w.w_pos()) {
+            add(self.normed, &w_pos[p * d_model..][..d_model]);
+        }
+        // The QK circuit, then the mixing of values: z_h = softmax(q k^T / sqrt(d_head)) v.
+        for h in 0..n_heads {
+            let head = l * n_heads + h;
+            let w_range = h * d_model * d_head..(h + 1) * d_model * d_head;
+            let b_range = h * d_head..(h + 1) * d_head;
+            let cache = head * ctx * d_head..(head + 1) * ctx * d_head;
+            let at = p * d_head;
+            matvec(
+                self.normed,
+                &lw.w_k[w_range.clone()],
+                Some(&lw.b_k[b_range.clone()]),
+                &mut self.k_cache[cache.clone()][at..][..d_head],
+            );
+            matvec(
+                self.normed,
+                &lw.w_q[w_range],
+                Some(&lw.b_q[b_range]),
+                self.q,
+            );
+            let pattern = &mut self.pattern[head * ctx..][..p + 1];
+            attention_scores(self.q, &self.k_cache[cache.clone()], pattern);
+            softmax(pattern);
+            mix_values(
+                pattern,
+                &self.v_cache[cache],
+                &mut self.z[head * d_head..][..d_head],
+            );
+        }
+        // Heads are independent and additive: each writes its result into the stream.
+        for h in 0..n_heads {
+            let head = l * n_heads + h;
+            head_result(
+                &self.z[head * d_head..][..d_head],
+                &lw.w_o[h * d_head * d_model..][..d_head * d_model],
+                self.normed,
+            );
+            hooks.result(l, h, self.normed);
+            add(self.resid, self.normed);
+        }
+        add(self.resid, lw.b_o);
+    }
+}

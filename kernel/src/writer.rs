@@ -1,0 +1,109 @@
+//! Writing blobs (with the `std` feature): the inverse of [`Blob::parse`](crate::blob::Blob::parse),
+//! kept beside it so that the two cannot drift. The host CLI's `quantize` is a thin wrapper.
+
+use std::vec::Vec;
+
+use crate::blob::{
+    align_up, tensors, DType, Header, NumberFormat, TensorEntry, TensorId, CRC32, MAGIC,
+    PREFIX_LEN, TRAILER_LEN, VERSION,
+};
+use crate::{Config, Error};
+
+/// Encodes a vocabulary as the blob stores it: per token, one length byte then UTF-8 text.
+/// A token longer than 255 bytes is [`Error::BadVocab`].
+pub fn encode_vocab<S: AsRef<str>>(vocab: &[S]) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    for token in vocab {
+        let text = token.as_ref().as_bytes();
+        let len = u8::try_from(text.len()).map_err(|_| Error::BadVocab)?;
+        out.push(len);
+        out.extend_from_slice(text);
+    }
+    Ok(out)
+}
+
+/// Writes an `f32` blob. `tensor` returns each tensor of [`tensors`]`(config)` by id; its
+/// length must match the config. `vocab`, if given, must have `d_vocab` entries.
+pub fn write_f32<'t, S: AsRef<str>>(
+    config: &Config,
+    vocab: Option<&[S]>,
+    mut tensor: impl FnMut(TensorId) -> &'t [f32],
+) -> Result<Vec<u8>, Error> {
+    config.check()?;
+    let vocab_bytes = match vocab {
+        Some(v) if v.len() != config.d_vocab => return Err(Error::BadVocab),
+        Some(v) => Some(encode_vocab(v)?),
+        None => None,
+    };
+    let header = Header {
+        config: *config,
+        format: NumberFormat::F32.code(),
+        vocab: vocab_bytes.as_deref(),
+    };
+    let mut head = postcard::to_allocvec(&header).map_err(|_| Error::Header)?;
+    let entries: Vec<(TensorId, usize)> = tensors(config).collect();
+    head.extend(postcard::to_allocvec(&(entries.len() as u32)).map_err(|_| Error::Header)?);
+    let mut data = Vec::new();
+    for &(id, len) in &entries {
+        let values = tensor(id);
+        if values.len() != len {
+            return Err(Error::TensorLength {
+                tensor: id,
+                expected: len,
+                found: values.len(),
+            });
+        }
+        let entry = TensorEntry {
+            kind: id.kind as u8,
+            layer: id.layer,
+            dtype: DType::F32.code(),
+            offset: data.len() as u32,
+            len: len as u32,
+        };
+        head.extend(postcard::to_allocvec(&entry).map_err(|_| Error::Header)?);
+        for v in values {
+            data.extend_from_slice(&v.to_le_bytes());
+        }
+        data.resize(align_up(data.len()), 0);
+    }
+    let data_start = align_up(PREFIX_LEN + head.len());
+    let file_len = data_start + data.len() + TRAILER_LEN;
+    let mut out = Vec::with_capacity(file_len);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&(head.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(file_len as u32).to_le_bytes());
+    out.extend_from_slice(&head);
+    out.resize(data_start, 0);
+    out.extend_from_slice(&data);
+    let crc = CRC32.checksum(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// Bytes held in 16-byte aligned storage, so a blob read from a file can be loaded in place.
+#[derive(Clone, Debug, Default)]
+pub struct AlignedBytes {
+    words: Vec<u128>,
+    len: usize,
+}
+
+impl AlignedBytes {
+    /// Copies `bytes` into aligned storage.
+    pub fn new(bytes: &[u8]) -> Self {
+        let mut words = std::vec![0u128; bytes.len().div_ceil(16)];
+        let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+        buf[..bytes.len()].copy_from_slice(bytes);
+        AlignedBytes {
+            words,
+            len: bytes.len(),
+        }
+    }
+
+    /// The bytes, starting at a 16-byte aligned address.
+    pub fn as_bytes(&self) -> &[u8] {
+        let buf: &[u8] = bytemuck::cast_slice(&self.words);
+        &buf[..self.len]
+    }
+}
