@@ -1,6 +1,12 @@
 //! The host side of tinylens: import TransformerLens checkpoints, write blobs, run the kernel,
 //! and check it against an independent float reference.
 
+pub mod blobio;
+pub mod commands;
 pub mod import;
 pub mod params;
 pub mod reference;
+pub mod report;
+pub mod tokenize;
+pub mod trace;
+pub mod validate;

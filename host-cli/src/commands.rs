@@ -1,0 +1,198 @@
+//! The subcommands of `tinylens`, one function each. `main.rs` parses arguments and prints
+//! errors; everything else is here.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use tinylens::blob::{TensorKind, ALIGN};
+use tinylens::{Config, Model};
+
+use crate::blobio::{blob_from_params, load_model, LoadedModel};
+use crate::report::{describe, print_attribution, print_top_k, top_k};
+use crate::tokenize::{decode, encode, parse_ids, show};
+use crate::trace::{trace, write_safetensors};
+
+/// Where the tokens of a run come from.
+pub enum Input {
+    /// Token ids.
+    Tokens(String),
+    /// Text, encoded with the model's vocabulary.
+    Prompt(String),
+}
+
+/// The vocabulary of a loaded model, as owned strings.
+pub fn vocab_of(model: &Model<'_>) -> Option<Vec<String>> {
+    model.vocab().map(|v| v.iter().map(str::to_string).collect())
+}
+
+/// `tinylens quantize`: a checkpoint to a blob.
+pub fn quantize(input: &Path, output: &Path, format: &str, config: Option<&Path>) -> Result<()> {
+    if format != "f32" {
+        bail!("unsupported --format {format:?}: this version writes f32 blobs");
+    }
+    let params = crate::import::load_checkpoint(input, config)
+        .with_context(|| format!("cannot import {}", input.display()))?;
+    let bytes = blob_from_params(&params)?;
+    std::fs::write(output, &bytes).with_context(|| format!("cannot write {}", output.display()))?;
+    println!(
+        "wrote {} ({} bytes, {}): {}",
+        output.display(),
+        bytes.len(),
+        format,
+        describe(&params.config)
+    );
+    Ok(())
+}
+
+/// `tinylens run`: the kernel over a prompt; top-k, attribution, and optionally every hook.
+pub fn run(
+    model_path: &Path,
+    config: Option<&Path>,
+    input: &Input,
+    top: usize,
+    out: Option<&Path>,
+) -> Result<()> {
+    let loaded = load_model(model_path, config)?;
+    let model = loaded.model()?;
+    run_model(&model, input, top, out)
+}
+
+/// [`run`] on a loaded model.
+pub fn run_model(model: &Model<'_>, input: &Input, top: usize, out: Option<&Path>) -> Result<()> {
+    let cfg = *model.config();
+    let vocab = vocab_of(model);
+    let tokens = match input {
+        Input::Tokens(list) => parse_ids(list)?,
+        Input::Prompt(text) => match &vocab {
+            Some(v) => encode(v, text)?,
+            None => bail!("this model has no vocabulary: give --tokens instead of --prompt"),
+        },
+    };
+    if tokens.len() > cfg.n_ctx {
+        bail!(
+            "the prompt is {} tokens long, longer than the model's context n_ctx = {}",
+            tokens.len(),
+            cfg.n_ctx
+        );
+    }
+    if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= cfg.d_vocab) {
+        bail!("token {bad} is out of range: the model has d_vocab = {}", cfg.d_vocab);
+    }
+    println!("model: {} ({})", describe(&cfg), model.format().name());
+    match &vocab {
+        Some(v) => println!("prompt: {:?} ({} tokens)", decode(v, &tokens), tokens.len()),
+        None => println!("prompt: {} tokens {:?}", tokens.len(), tokens),
+    }
+    let t = trace(model, &tokens)?;
+    let last = &t.logits[(t.seq - 1) * cfg.d_vocab..];
+    print_top_k(last, vocab.as_deref(), top.min(cfg.d_vocab));
+    let best = top_k(last, 1)[0];
+    println!();
+    print_attribution(&t, &cfg, vocab.as_deref(), best);
+    if let Some(path) = out {
+        write_safetensors(&t, &cfg, path)?;
+        println!("\nwrote every hook and the attribution of every position to {}", path.display());
+    }
+    Ok(())
+}
+
+/// The shape of a tensor under `cfg`, as TransformerLens has it.
+pub fn shape(kind: TensorKind, cfg: &Config) -> Vec<usize> {
+    let (h, m, d, v) = (cfg.n_heads, cfg.d_model, cfg.d_head, cfg.d_vocab);
+    match kind {
+        TensorKind::WE => vec![v, m],
+        TensorKind::WPos => vec![cfg.n_ctx, m],
+        TensorKind::WQ | TensorKind::WK | TensorKind::WV => vec![h, m, d],
+        TensorKind::WO => vec![h, d, m],
+        TensorKind::BQ | TensorKind::BK | TensorKind::BV => vec![h, d],
+        TensorKind::WU => vec![m, v],
+        TensorKind::BU => vec![v],
+        _ => vec![m],
+    }
+}
+
+/// `tinylens inspect`: what a blob or checkpoint holds.
+pub fn inspect(path: &Path, config: Option<&Path>) -> Result<()> {
+    let loaded: LoadedModel = load_model(path, config)?;
+    let model = loaded.model()?;
+    let cfg = *model.config();
+    let blob = model.blob();
+    let is_blob = loaded.params.is_none();
+    println!("file:      {}", path.display());
+    if is_blob {
+        println!(
+            "blob:      format version {}, {} bytes, CRC32 {:#010x} (verified)",
+            tinylens::blob::VERSION,
+            blob.len,
+            blob.crc
+        );
+    } else {
+        println!("checkpoint: TransformerLens safetensors (shown as the f32 blob it becomes)");
+    }
+    println!("format:    {}", model.format().name());
+    println!("config:    {}", describe(&cfg));
+    println!("params:    {} ({} bytes as f32)", cfg.n_params(), cfg.n_params() * 4);
+    println!(
+        "state:     {} bytes to decode the full context (Config::state_bytes)",
+        cfg.state_bytes()
+    );
+    match model.vocab() {
+        Some(v) => {
+            let head: Vec<String> = v.iter().take(12).map(|t| format!("{t:?}")).collect();
+            println!("vocab:     {} tokens: {} ...", v.len(), head.join(" "));
+        }
+        None => println!("vocab:     none (token ids only)"),
+    }
+    println!("tensors:   data section {} bytes, each tensor {ALIGN}-byte aligned", blob.data.len());
+    println!("  {:<24} {:<16} {:>10} {:>10}", "name", "shape", "elements", "offset");
+    for (id, entry) in blob.entries() {
+        println!(
+            "  {:<24} {:<16} {:>10} {:>10}",
+            id.to_string(),
+            format!("{:?}", shape(id.kind, &cfg)),
+            entry.len,
+            entry.offset
+        );
+    }
+    Ok(())
+}
+
+/// The demo model, embedded in the binary.
+pub const DEMO_BLOB: &[u8] = include_bytes!("../assets/demo.tlb");
+/// The demo prompt.
+pub const DEMO_PROMPT: &str = "the cat sat. the cat";
+
+/// `tinylens demo`: the embedded model on the default prompt.
+pub fn demo(prompt: Option<&str>) -> Result<()> {
+    let blob = tinylens::writer::AlignedBytes::new(DEMO_BLOB);
+    let model = Model::from_blob(blob.as_bytes())?;
+    let prompt = prompt.unwrap_or(DEMO_PROMPT);
+    println!("tinylens demo: an attention-only transformer, run by the no_std kernel\n");
+    run_model(&model, &Input::Prompt(prompt.to_string()), 5, None)
+}
+
+/// Reads token sequences for `validate`: one sequence per line, ids separated by commas or
+/// spaces.
+pub fn read_tokens_file(path: &PathBuf) -> Result<Vec<Vec<u32>>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let ids = parse_ids(&line.replace(char::is_whitespace, ","))
+            .with_context(|| format!("{} line {}", path.display(), i + 1))?;
+        out.push(ids);
+    }
+    if out.is_empty() {
+        bail!("{} has no token sequences", path.display());
+    }
+    Ok(out)
+}
+
+/// Shows a token for messages.
+pub fn token_label(model: &Model<'_>, id: u32) -> String {
+    show(vocab_of(model).as_deref(), id)
+}

@@ -1,0 +1,167 @@
+//! Runs the kernel over a sequence and records every activation TransformerLens would cache,
+//! plus the direct logit attribution at every position. This is what `run --out` writes and
+//! what `validate` compares against the float reference.
+
+use anyhow::{anyhow, Result};
+use tinylens::{Config, Decoder, Hooks, LnConvention, Model, Norm, Term};
+
+/// Activations of one sequence, named and shaped as TransformerLens' hooks.
+#[derive(Clone, Debug, Default)]
+pub struct Trace {
+    /// Sequence length.
+    pub seq: usize,
+    /// `logits`: [seq, d_vocab]
+    pub logits: Vec<f32>,
+    /// Per layer `blocks.{l}.attn.hook_pattern`: [n_heads, seq, seq]
+    pub pattern: Vec<Vec<f32>>,
+    /// Per layer `blocks.{l}.attn.hook_z`: [seq, n_heads, d_head]
+    pub z: Vec<Vec<f32>>,
+    /// Per layer `blocks.{l}.attn.hook_result`: [seq, n_heads, d_model]
+    pub result: Vec<Vec<f32>>,
+    /// Per layer `blocks.{l}.hook_resid_post`: [seq, d_model]
+    pub resid_post: Vec<Vec<f32>>,
+    /// `dla.direct_embed`: [seq, d_vocab]
+    pub dla_direct_embed: Vec<f32>,
+    /// `dla.direct_pos`: [seq, d_vocab]
+    pub dla_direct_pos: Vec<f32>,
+    /// `dla.heads`: [n_layers * n_heads, seq, d_vocab]
+    pub dla_heads: Vec<f32>,
+    /// `dla.bias_b_O`: [n_layers, seq, d_vocab]
+    pub dla_bias_b_o: Vec<f32>,
+    /// `dla.bias_const`: [d_vocab]
+    pub dla_bias_const: Vec<f32>,
+    /// `dla.heads_tl` (LayerNorm models only): [n_layers * n_heads, seq, d_vocab]
+    pub dla_heads_tl: Option<Vec<f32>>,
+}
+
+impl Trace {
+    /// `dla.direct` = embed + pos: [seq, d_vocab]
+    pub fn dla_direct(&self) -> Vec<f32> {
+        self.dla_direct_embed.iter().zip(&self.dla_direct_pos).map(|(a, b)| a + b).collect()
+    }
+}
+
+/// Collects `hook_result` and `hook_resid_post` for one position.
+struct Recorder<'t> {
+    cfg: Config,
+    pos: usize,
+    result: &'t mut [Vec<f32>],
+    resid_post: &'t mut [Vec<f32>],
+}
+
+impl Hooks for Recorder<'_> {
+    fn result(&mut self, layer: usize, head: usize, result: &[f32]) {
+        let m = self.cfg.d_model;
+        let at = (self.pos * self.cfg.n_heads + head) * m;
+        self.result[layer][at..at + m].copy_from_slice(result);
+    }
+    fn resid_post(&mut self, layer: usize, resid: &[f32]) {
+        let m = self.cfg.d_model;
+        self.resid_post[layer][self.pos * m..(self.pos + 1) * m].copy_from_slice(resid);
+    }
+}
+
+/// Runs `model` over `tokens` with the kernel, one step per token.
+pub fn trace(model: &Model<'_>, tokens: &[u32]) -> Result<Trace> {
+    let cfg = *model.config();
+    let (l, h, m, d, v) = (cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_head, cfg.d_vocab);
+    let seq = tokens.len();
+    if seq == 0 {
+        return Err(anyhow!("the prompt has no tokens"));
+    }
+    if seq > cfg.n_ctx {
+        return Err(anyhow!("the prompt has {seq} tokens, longer than the model's n_ctx {}", cfg.n_ctx));
+    }
+    let mut arena = vec![0.0f32; cfg.state_len()];
+    let mut dec = Decoder::new(model, &mut arena)?;
+    let has_ln = matches!(cfg.norm, Norm::LayerNorm { .. });
+    let n_terms = Term::count(&cfg);
+    let mut t = Trace {
+        seq,
+        logits: vec![0.0; seq * v],
+        pattern: vec![vec![0.0; h * seq * seq]; l],
+        z: vec![vec![0.0; seq * h * d]; l],
+        result: vec![vec![0.0; seq * h * m]; l],
+        resid_post: vec![vec![0.0; seq * m]; l],
+        dla_direct_embed: vec![0.0; seq * v],
+        dla_direct_pos: vec![0.0; seq * v],
+        dla_heads: vec![0.0; l * h * seq * v],
+        dla_bias_b_o: vec![0.0; l * seq * v],
+        dla_bias_const: vec![0.0; v],
+        dla_heads_tl: has_ln.then(|| vec![0.0; l * h * seq * v]),
+    };
+    let mut table = vec![0.0f32; n_terms * v];
+    for (p, &token) in tokens.iter().enumerate() {
+        let mut rec = Recorder {
+            cfg,
+            pos: p,
+            result: &mut t.result,
+            resid_post: &mut t.resid_post,
+        };
+        let logits = dec.step_with(token, &mut rec)?;
+        t.logits[p * v..(p + 1) * v].copy_from_slice(logits);
+        for layer in 0..l {
+            for head in 0..h {
+                let row = dec.pattern(layer, head)?;
+                let at = (head * seq + p) * seq;
+                t.pattern[layer][at..at + row.len()].copy_from_slice(row);
+                let at = (p * h + head) * d;
+                t.z[layer][at..at + d].copy_from_slice(dec.z(layer, head)?);
+            }
+        }
+        dec.attribution_table(LnConvention::Exact, &mut table)?;
+        let row = |k: usize| &table[k * v..(k + 1) * v];
+        t.dla_direct_embed[p * v..(p + 1) * v].copy_from_slice(row(0));
+        t.dla_direct_pos[p * v..(p + 1) * v].copy_from_slice(row(1));
+        for k in 0..l * h {
+            t.dla_heads[(k * seq + p) * v..][..v].copy_from_slice(row(2 + k));
+        }
+        for layer in 0..l {
+            t.dla_bias_b_o[(layer * seq + p) * v..][..v].copy_from_slice(row(2 + l * h + layer));
+        }
+        t.dla_bias_const.copy_from_slice(row(n_terms - 1));
+        if let Some(tl) = t.dla_heads_tl.as_mut() {
+            dec.attribution_table(LnConvention::TransformerLens, &mut table)?;
+            for k in 0..l * h {
+                tl[(k * seq + p) * v..][..v].copy_from_slice(&table[(2 + k) * v..][..v]);
+            }
+        }
+    }
+    Ok(t)
+}
+
+/// Writes a trace as safetensors, tensor names as TransformerLens hooks (see `run --out`).
+pub fn write_safetensors(trace: &Trace, cfg: &Config, path: &std::path::Path) -> Result<()> {
+    use safetensors::tensor::{Dtype, TensorView};
+    let (l, h, m, d, v, s) =
+        (cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_head, cfg.d_vocab, trace.seq);
+    let direct = trace.dla_direct();
+    let mut named: Vec<(String, Vec<usize>, &[f32])> = vec![
+        ("logits".into(), vec![s, v], &trace.logits),
+        ("dla.direct".into(), vec![s, v], &direct),
+        ("dla.direct_embed".into(), vec![s, v], &trace.dla_direct_embed),
+        ("dla.direct_pos".into(), vec![s, v], &trace.dla_direct_pos),
+        ("dla.heads".into(), vec![l * h, s, v], &trace.dla_heads),
+        ("dla.bias_b_O".into(), vec![l, s, v], &trace.dla_bias_b_o),
+        ("dla.bias_const".into(), vec![v], &trace.dla_bias_const),
+    ];
+    if let Some(tl) = &trace.dla_heads_tl {
+        named.push(("dla.heads_tl".into(), vec![l * h, s, v], tl));
+    }
+    for layer in 0..l {
+        named.push((format!("blocks.{layer}.attn.hook_pattern"), vec![h, s, s], &trace.pattern[layer]));
+        named.push((format!("blocks.{layer}.attn.hook_z"), vec![s, h, d], &trace.z[layer]));
+        named.push((format!("blocks.{layer}.attn.hook_result"), vec![s, h, m], &trace.result[layer]));
+        named.push((format!("blocks.{layer}.hook_resid_post"), vec![s, m], &trace.resid_post[layer]));
+    }
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = named
+        .into_iter()
+        .map(|(n, shape, data)| (n, shape, data.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(n, shape, data)| Ok((n.clone(), TensorView::new(Dtype::F32, shape.clone(), data)?)))
+        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+    safetensors::serialize_to_file(views, None, path)
+        .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))
+}

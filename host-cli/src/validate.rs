@@ -1,0 +1,220 @@
+//! `tinylens validate`: the kernel running a blob against the independent f64 reference
+//! running the checkpoint, on the same token sequences. Prints the largest difference per
+//! tensor, top-1 agreement and mean KL divergence, and fails past the thresholds below.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use tinylens::Model;
+
+use crate::blobio::load_model;
+use crate::import::load_checkpoint;
+use crate::params::Params;
+use crate::reference::{Activations, Reference};
+use crate::report::probabilities;
+use crate::trace::{trace, Trace};
+
+/// Tolerances, in one place. Logit-like quantities are compared relative to the logit scale:
+/// `|kernel - reference| <= LOGIT_TOL * max(1, max |reference logit|)`.
+pub mod tolerance {
+    /// Logits, residual stream, head results and every attribution term (relative to scale).
+    pub const LOGIT: f64 = 1e-4;
+    /// Attention patterns (absolute: they are probabilities).
+    pub const PATTERN: f64 = 1e-5;
+    /// Fraction of positions whose top-1 token must agree.
+    pub const TOP1: f64 = 0.999;
+    /// Mean KL(reference || kernel) over positions, in nats.
+    pub const MEAN_KL: f64 = 1e-6;
+}
+
+/// The largest difference of one tensor over every sequence.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// Tensor name (TransformerLens hook name, or `dla.*`).
+    pub name: String,
+    /// Largest |kernel - reference|.
+    pub max_abs: f64,
+    /// The tolerance it is held to.
+    pub tolerance: f64,
+}
+
+/// Everything `validate` measured.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// One row per tensor.
+    pub rows: Vec<Row>,
+    /// Sequences run.
+    pub sequences: usize,
+    /// Positions compared.
+    pub positions: usize,
+    /// Fraction of positions where kernel and reference agree on the top token.
+    pub top1: f64,
+    /// Mean KL(reference || kernel) over positions.
+    pub mean_kl: f64,
+}
+
+impl Report {
+    /// Whether every tensor, the top-1 agreement and the KL are within tolerance.
+    pub fn passed(&self) -> bool {
+        self.rows.iter().all(|r| r.max_abs <= r.tolerance)
+            && self.top1 >= tolerance::TOP1
+            && self.mean_kl <= tolerance::MEAN_KL
+    }
+
+    /// Prints the table.
+    pub fn print(&self) {
+        println!(
+            "{} sequences, {} positions: kernel (f32) vs reference (f64)",
+            self.sequences, self.positions
+        );
+        println!("  {:<34} {:>12} {:>12}  ok", "tensor", "max |diff|", "tolerance");
+        for r in &self.rows {
+            let ok = if r.max_abs <= r.tolerance { "yes" } else { "NO" };
+            println!("  {:<34} {:>12.3e} {:>12.3e}  {ok}", r.name, r.max_abs, r.tolerance);
+        }
+        println!(
+            "  {:<34} {:>12.4} {:>12}  {}",
+            "top-1 agreement",
+            self.top1,
+            format!(">= {}", tolerance::TOP1),
+            if self.top1 >= tolerance::TOP1 { "yes" } else { "NO" }
+        );
+        println!(
+            "  {:<34} {:>12.3e} {:>12.3e}  {}",
+            "mean KL(reference || kernel)",
+            self.mean_kl,
+            tolerance::MEAN_KL,
+            if self.mean_kl <= tolerance::MEAN_KL { "yes" } else { "NO" }
+        );
+        println!("{}", if self.passed() { "PASS" } else { "FAIL" });
+    }
+}
+
+fn max_abs(kernel: &[f32], reference: &[f64]) -> f64 {
+    kernel.iter().zip(reference).map(|(&a, &b)| (a as f64 - b).abs()).fold(0.0, f64::max)
+}
+
+/// Deterministic random sequences of length `len` over `d_vocab` tokens (xorshift64*).
+pub fn random_sequences(n: usize, len: usize, d_vocab: usize, seed: u64) -> Vec<Vec<u32>> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        s.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    (0..n).map(|_| (0..len).map(|_| (next() % d_vocab as u64) as u32).collect()).collect()
+}
+
+/// Runs kernel and reference on every sequence and measures their differences.
+pub fn validate(params: &Params, model: &Model<'_>, sequences: &[Vec<u32>]) -> Result<Report> {
+    let cfg = *model.config();
+    if cfg != params.config {
+        bail!(
+            "the blob's config does not match the checkpoint's:\n  blob:       {:?}\n  checkpoint: {:?}",
+            cfg,
+            params.config
+        );
+    }
+    let reference = Reference::new(params)?;
+    let bar = ProgressBar::new(sequences.len() as u64).with_style(
+        ProgressStyle::with_template("validating {bar:30} {pos}/{len} sequences")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut rows: Vec<Row> = Vec::new();
+    let mut record = |name: String, diff: f64, tol: f64| match rows.iter_mut().find(|r| r.name == name) {
+        Some(r) => r.max_abs = r.max_abs.max(diff),
+        None => rows.push(Row { name, max_abs: diff, tolerance: tol }),
+    };
+    let (mut agree, mut positions, mut kl_sum) = (0usize, 0usize, 0.0f64);
+    for tokens in sequences {
+        let k: Trace = trace(model, tokens)?;
+        let r: Activations = reference.forward(tokens)?;
+        let scale = r.logits.iter().fold(1.0f64, |a, b| a.max(b.abs()));
+        let logit_tol = tolerance::LOGIT * scale;
+        record("logits".into(), max_abs(&k.logits, &r.logits), logit_tol);
+        for (l, layer) in r.layers.iter().enumerate() {
+            let resid_scale = layer.resid_post.iter().fold(1.0f64, |a, b| a.max(b.abs()));
+            let tol = tolerance::LOGIT * resid_scale;
+            record(format!("blocks.{l}.attn.hook_pattern"), max_abs(&k.pattern[l], &layer.pattern), tolerance::PATTERN);
+            record(format!("blocks.{l}.attn.hook_z"), max_abs(&k.z[l], &layer.z), tol);
+            record(format!("blocks.{l}.attn.hook_result"), max_abs(&k.result[l], &layer.result), tol);
+            record(format!("blocks.{l}.hook_resid_post"), max_abs(&k.resid_post[l], &layer.resid_post), tol);
+        }
+        record("dla.direct_embed".into(), max_abs(&k.dla_direct_embed, &r.dla_direct_embed), logit_tol);
+        record("dla.direct_pos".into(), max_abs(&k.dla_direct_pos, &r.dla_direct_pos), logit_tol);
+        record("dla.heads".into(), max_abs(&k.dla_heads, &r.dla_heads), logit_tol);
+        record("dla.bias_b_O".into(), max_abs(&k.dla_bias_b_o, &r.dla_bias_b_o), logit_tol);
+        let v = cfg.d_vocab;
+        record("dla.bias_const".into(), max_abs(&k.dla_bias_const, &r.dla_bias_const[..v]), logit_tol);
+        if let (Some(kt), Some(rt)) = (&k.dla_heads_tl, &r.dla_heads_tl) {
+            record("dla.heads_tl".into(), max_abs(kt, rt), logit_tol);
+        }
+        for p in 0..tokens.len() {
+            let kl = &k.logits[p * v..(p + 1) * v];
+            let rl = &r.logits[p * v..(p + 1) * v];
+            let k_top = crate::report::top_k(kl, 1)[0] as usize;
+            let r_top = (0..v).max_by(|&a, &b| rl[a].total_cmp(&rl[b]).then(b.cmp(&a))).unwrap_or(0);
+            agree += usize::from(k_top == r_top);
+            let pk = probabilities(kl);
+            let pr = softmax64(rl);
+            kl_sum += pr.iter().zip(&pk).map(|(&p, &q)| if p > 0.0 { p * (p / q.max(1e-300)).ln() } else { 0.0 }).sum::<f64>();
+            positions += 1;
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(Report {
+        rows,
+        sequences: sequences.len(),
+        positions,
+        top1: agree as f64 / positions.max(1) as f64,
+        mean_kl: (kl_sum / positions.max(1) as f64).max(0.0),
+    })
+}
+
+fn softmax64(logits: &[f64]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let exp: Vec<f64> = logits.iter().map(|&x| (x - max).exp()).collect();
+    let sum: f64 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
+}
+
+/// The `validate` subcommand: loads both files, picks the sequences, prints the report, and
+/// fails when any measure is past its tolerance.
+pub fn validate_command(
+    checkpoint: &Path,
+    model_path: &Path,
+    config: Option<&Path>,
+    tokens_file: Option<&Path>,
+    random: Option<usize>,
+    seed: u64,
+) -> Result<Report> {
+    let params = load_checkpoint(checkpoint, config)
+        .with_context(|| format!("cannot import {}", checkpoint.display()))?;
+    let loaded = load_model(model_path, None)?;
+    let model = loaded.model()?;
+    let cfg = *model.config();
+    let sequences = match tokens_file {
+        Some(path) => {
+            let seqs = crate::commands::read_tokens_file(&path.to_path_buf())?;
+            for (i, s) in seqs.iter().enumerate() {
+                if s.len() > cfg.n_ctx {
+                    bail!("sequence {} has {} tokens, longer than n_ctx {}", i + 1, s.len(), cfg.n_ctx);
+                }
+                if let Some(&t) = s.iter().find(|&&t| t as usize >= cfg.d_vocab) {
+                    bail!("sequence {} has token {t}, out of range (d_vocab = {})", i + 1, cfg.d_vocab);
+                }
+            }
+            seqs
+        }
+        None => random_sequences(random.unwrap_or(8), cfg.n_ctx, cfg.d_vocab, seed),
+    };
+    let report = validate(&params, &model, &sequences)?;
+    report.print();
+    if !report.passed() {
+        bail!("the kernel is outside tolerance on {}", model_path.display());
+    }
+    Ok(report)
+}
