@@ -160,15 +160,42 @@ pub fn inspect(path: &Path, config: Option<&Path>) -> Result<()> {
 /// The demo model, embedded in the binary.
 pub const DEMO_BLOB: &[u8] = include_bytes!("../assets/demo.tlb");
 /// The demo prompt.
-pub const DEMO_PROMPT: &str = "the cat sat. the cat";
+pub const DEMO_PROMPT: &str = "the cat sat the cat";
 
 /// `tinylens demo`: the embedded model on the default prompt.
 pub fn demo(prompt: Option<&str>) -> Result<()> {
     let blob = tinylens::writer::AlignedBytes::new(DEMO_BLOB);
     let model = Model::from_blob(blob.as_bytes())?;
     let prompt = prompt.unwrap_or(DEMO_PROMPT);
-    println!("tinylens demo: an attention-only transformer, run by the no_std kernel\n");
-    run_model(&model, &Input::Prompt(prompt.to_string()), 5, None)
+    println!("tinylens demo: an attention-only transformer, run by the no_std kernel");
+    println!(
+        "(the embedded model is the 2-layer LayerNorm conformance fixture: random weights made \
+         by TransformerLens, so its predictions mean nothing yet; the numbers match \
+         TransformerLens to 1e-4)\n"
+    );
+    run_model(&model, &Input::Prompt(prompt.to_string()), 5, None)?;
+    generate(&model, prompt, 4)
+}
+
+/// Greedy generation through the KV cache: prefill once, then one `step` per new token.
+fn generate(model: &Model<'_>, prompt: &str, n: usize) -> Result<()> {
+    let vocab = vocab_of(model).unwrap_or_default();
+    let tokens = encode(&vocab, prompt)?;
+    let mut arena = vec![0.0f32; model.config().state_len()];
+    let mut decoder = tinylens::Decoder::new(model, &mut arena)?;
+    let mut next = tinylens::argmax(decoder.prefill(&tokens)?);
+    let mut out = Vec::new();
+    for _ in 0..n.min(model.config().n_ctx.saturating_sub(tokens.len())) {
+        out.push(next);
+        next = tinylens::argmax(decoder.step(next)?);
+    }
+    println!(
+        "\ngreedy continuation ({} steps on the KV cache): {:?} + {:?}",
+        out.len(),
+        prompt,
+        decode(&vocab, &out)
+    );
+    Ok(())
 }
 
 /// Reads token sequences for `validate`: one sequence per line, ids separated by commas or

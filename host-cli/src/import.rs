@@ -506,6 +506,13 @@ fn reject_unsupported_options(obj: &Map<String, Value>) -> Result<(), ImportErro
         ),
         ("use_local_attn", "local attention"),
         ("use_qk_norm", "query/key normalization"),
+        ("use_logn_attn", "log-n attention scaling"),
+        ("post_embedding_ln", "a LayerNorm after the embedding"),
+        ("use_attention_sinks", "attention sinks"),
+        (
+            "use_normalization_before_and_after",
+            "normalization after attention",
+        ),
     ];
     for (key, what) in enabled_flags {
         if bool_field(obj, key)? == Some(true) {
@@ -525,6 +532,11 @@ fn reject_unsupported_options(obj: &Map<String, Value>) -> Result<(), ImportErro
                 "soft-capping ({key} > 0)"
             )));
         }
+    }
+    if obj.get("clip_qkv").is_some_and(|v| !v.is_null()) {
+        return Err(ImportError::Unsupported(
+            "clipping of queries, keys and values (clip_qkv is set)".to_string(),
+        ));
     }
     if obj.get("n_key_value_heads").is_some_and(|v| !v.is_null()) {
         return Err(ImportError::Unsupported(
@@ -599,6 +611,11 @@ fn dim_of(
 fn n_ctx_from_mask(st: &SafeTensors<'_>) -> Result<usize, ImportError> {
     let name = block_name(0, "attn.mask");
     match st.tensor(&name) {
+        // Recent TransformerLens versions save an empty [0, 0] placeholder instead.
+        Ok(view) if view.shape() == [0, 0] => Err(ImportError::CannotInfer(format!(
+            "n_ctx: the model has no pos_embed.W_pos, {name} is empty, and no config.json \
+             gives n_ctx"
+        ))),
         Ok(view) => match view.shape() {
             [rows, cols] if rows == cols => Ok(*rows),
             found => Err(ImportError::WrongRank {
@@ -1378,6 +1395,15 @@ mod tests {
             }
             let loaded = load_checkpoint_bytes(&serialize_raw(&raw), None, None).expect("load");
             assert_eq!(loaded, params);
+            if pos == PosEmbed::None {
+                // The empty placeholder mask of recent TransformerLens versions says nothing.
+                raw.insert(
+                    block_name(0, "attn.mask"),
+                    (Dtype::BOOL, vec![0, 0], vec![]),
+                );
+                let err = load_err(&raw, None);
+                assert!(matches!(err, ImportError::CannotInfer(_)), "{err}");
+            }
         }
     }
 
@@ -1702,6 +1728,23 @@ mod tests {
             if let Some(digit) = name.strip_prefix('l').and_then(|s| s.chars().next()) {
                 assert_eq!(Some(c.n_layers), digit.to_digit(10).map(|d| d as usize));
             }
+            assert_eq!(
+                params.vocab.as_ref().map(Vec::len),
+                Some(c.d_vocab),
+                "{name}"
+            );
+            // Without config.json the same model comes out of the shapes alone (a shortformer
+            // model looks like a standard one: only its config tells them apart).
+            let bytes = std::fs::read(dir.join("model.safetensors")).expect("read");
+            let inferred = load_checkpoint_bytes(&bytes, None, None).expect("infer");
+            let mut expected = Params {
+                vocab: None,
+                ..params.clone()
+            };
+            if c.pos == PosEmbed::Shortformer {
+                expected.config.pos = PosEmbed::Standard;
+            }
+            assert_eq!(inferred, expected, "{name}");
             // Saving and loading again is lossless.
             let out = temp_dir(&format!("fixture-{name}"));
             let path = out.join("model.safetensors");

@@ -88,7 +88,19 @@ enum Command {
     },
 }
 
+/// Restores the default action of SIGPIPE, so that `tinylens ... | head` ends quietly like any
+/// Unix tool instead of failing on a closed pipe.
+fn quiet_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to its default is async-signal-safe and touches
+    // no Rust state; it happens once, before any output.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_broken_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { prompt } => commands::demo(prompt.as_deref()),

@@ -87,6 +87,12 @@ pub struct Reference {
 /// The hooks of one layer, for one sequence. All row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerActivations {
+    /// `attn.hook_q`: [seq, n_heads, d_head]
+    pub q: Vec<f64>,
+    /// `attn.hook_k`: [seq, n_heads, d_head]
+    pub k: Vec<f64>,
+    /// `attn.hook_v`: [seq, n_heads, d_head]
+    pub v: Vec<f64>,
     /// `attn.hook_pattern`: [n_heads, seq, seq] (query position, key position)
     pub pattern: Vec<f64>,
     /// `attn.hook_z`: [seq, n_heads, d_head]
@@ -144,8 +150,7 @@ struct Trace {
     embed: Tensor,
     /// `hook_pos_embed`: [seq, d_model], absent without positional embedding.
     pos_embed: Option<Tensor>,
-    /// Per layer: pattern [H, seq, seq], z [H, seq, d_head], result [H, seq, d_model],
-    /// resid_post [seq, d_model].
+    /// One entry per layer.
     layers: Vec<LayerTrace>,
     /// The final LayerNorm's `scale`: [seq, 1], absent without LayerNorm.
     ln_final_scale: Option<Tensor>,
@@ -155,6 +160,12 @@ struct Trace {
 
 /// One layer of a [`Trace`].
 struct LayerTrace {
+    /// [n_heads, seq, d_head]
+    q: Tensor,
+    /// [n_heads, seq, d_head]
+    k: Tensor,
+    /// [n_heads, seq, d_head]
+    v: Tensor,
     /// [n_heads, seq, seq]
     pattern: Tensor,
     /// [n_heads, seq, d_head]
@@ -351,15 +362,15 @@ impl Reference {
         Ok(())
     }
 
-    /// One attention layer: returns (pattern [H, seq, seq], z [H, seq, d_head],
-    /// result [H, seq, d_model]).
-    /// resid: [seq, d_model], pos: [seq, d_model] (shortformer only)
+    /// One attention layer, reading `resid` [seq, d_model] (and, for shortformer, the
+    /// positional embedding `shortformer_pos` [seq, d_model]). `resid_post` is left as `resid`
+    /// for the caller to update.
     fn attention(
         &self,
         layer: &AttnLayer,
         resid: &Tensor,
         shortformer_pos: Option<&Tensor>,
-    ) -> Result<(Tensor, Tensor, Tensor)> {
+    ) -> Result<LayerTrace> {
         let x = match &layer.ln1 {
             Some(ln) => layer_norm(resid, ln)?.0,
             None => resid.clone(),
@@ -375,7 +386,15 @@ impl Reference {
         let pattern = attention_pattern(&q, &k, self.config.d_head)?; // [H, seq, seq]
         let z = pattern.matmul(&v)?; // [H, seq, d_head]
         let result = z.matmul(&layer.w_o)?; // [H, seq, d_model]
-        Ok((pattern, z, result))
+        Ok(LayerTrace {
+            q,
+            k,
+            v,
+            pattern,
+            z,
+            result,
+            resid_post: resid.clone(),
+        })
     }
 
     /// The forward pass of one sequence, keeping every hook as a tensor.
@@ -399,14 +418,10 @@ impl Reference {
 
         let mut layers = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
-            let (pattern, z, result) = self.attention(layer, &resid, shortformer_pos)?;
-            resid = resid.add(&result.sum(0)?)?.broadcast_add(&layer.b_o)?; // [seq, d_model]
-            layers.push(LayerTrace {
-                pattern,
-                z,
-                result,
-                resid_post: resid.clone(),
-            });
+            let mut lt = self.attention(layer, &resid, shortformer_pos)?;
+            resid = resid.add(&lt.result.sum(0)?)?.broadcast_add(&layer.b_o)?; // [seq, d_model]
+            lt.resid_post = resid.clone();
+            layers.push(lt);
         }
 
         let (x, ln_final_scale) = match &self.ln_final {
@@ -498,6 +513,9 @@ impl Reference {
             let b_o = zeros.broadcast_add(&layer.b_o)?; // [seq, d_model]
             dla_bias.push(self.direct_logits(&b_o, scale, true)?); // [seq, V]
             layers.push(LayerActivations {
+                q: to_f64(&lt.q.transpose(0, 1)?)?,
+                k: to_f64(&lt.k.transpose(0, 1)?)?,
+                v: to_f64(&lt.v.transpose(0, 1)?)?,
                 pattern: to_f64(&lt.pattern)?,
                 z: to_f64(&lt.z.transpose(0, 1)?)?,
                 result: to_f64(&lt.result.transpose(0, 1)?)?,
@@ -551,7 +569,7 @@ mod tests {
     const LN: Norm = Norm::LayerNorm { eps: 1e-5 };
     const TOKENS: [u32; 6] = [3, 0, 10, 7, 7, 1];
 
-    /// `a[i] - b[i]` summed into `acc`.
+    /// `acc[i] += x[i]`.
     fn add_into(acc: &mut [f64], x: &[f64]) {
         for (a, v) in acc.iter_mut().zip(x) {
             *a += v;
@@ -849,7 +867,7 @@ mod tests {
                     .unwrap_or_else(|| panic!("{name}: no {key} in reference.safetensors"))
             };
             let tokens = get("tokens");
-            let (batch, seq) = (tokens.shape[0], tokens.shape[1]);
+            let batch = tokens.shape[0];
             for b in 0..batch {
                 let toks: Vec<u32> = batch_item(tokens, b).iter().map(|&t| t as u32).collect();
                 let acts = model.forward(&toks).expect("forward");
@@ -874,12 +892,25 @@ mod tests {
                         batch_item(get(&result), b),
                         1e-4,
                     );
+                    for (hook, ours) in [("q", &layer.q), ("k", &layer.k), ("v", &layer.v)] {
+                        let hook = key(&format!("attn.hook_{hook}"));
+                        assert_close(&at(&hook), ours, batch_item(get(&hook), b), 1e-4);
+                    }
                     let resid = key("hook_resid_post");
                     assert_close(
                         &at(&resid),
                         &layer.resid_post,
                         batch_item(get(&resid), b),
                         1e-4,
+                    );
+                }
+                if let Some(scale) = expected.get("ln_final.hook_scale") {
+                    let theirs = batch_item(scale, b);
+                    assert_close(
+                        &at("ln_final.hook_scale"),
+                        &acts.ln_final_scale,
+                        theirs,
+                        1e-5,
                     );
                 }
                 let mut compared = 0;
@@ -901,7 +932,6 @@ mod tests {
                     compared += 1;
                 }
                 assert!(compared > 0, "{name}: no dla.* tensors");
-                let _ = seq;
             }
         }
     }

@@ -1,0 +1,163 @@
+//! The `tinylens` binary end to end: what a user types, what they see, what files they get.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tinylens_tests::{assert_close, read_safetensors, tolerance};
+
+fn tinylens(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tinylens")).args(args).output().expect("binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tl").join(name)
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tinylens-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Runs and expects failure whose message contains `needle`.
+fn fails_with(args: &[&str], needle: &str) {
+    let o = tinylens(args);
+    assert!(!o.status.success(), "{args:?} should fail; stdout:\n{}", stdout(&o));
+    assert!(stderr(&o).contains(needle), "{args:?}: expected {needle:?} in:\n{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{args:?} panicked:\n{}", stderr(&o));
+}
+
+#[test]
+fn run_out_matches_transformer_lens() {
+    for name in ["l2_ln", "l2_shortformer_ln", "l1_nonorm"] {
+        let dir = fixture(name);
+        let reference = read_safetensors(&dir.join("reference.safetensors"));
+        let tokens: Vec<String> =
+            reference["tokens"].row(1).iter().map(|&t| (t as u32).to_string()).collect();
+        let out = tmp(&format!("{name}-hooks.safetensors"));
+        let o = tinylens(&[
+            "run",
+            dir.join("model.safetensors").to_str().unwrap(),
+            "--tokens",
+            &tokens.join(","),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains("top 5 next tokens"));
+        assert!(stdout(&o).contains("head 0.1"));
+        let ours = read_safetensors(&out);
+        assert_close("logits", &ours["logits"].data, reference["logits"].row(1), tolerance::LOGIT);
+        for l in 0..2usize.min(if name == "l1_nonorm" { 1 } else { 2 }) {
+            let key = format!("blocks.{l}.attn.hook_pattern");
+            assert_close(&key, &ours[&key].data, reference[&key].row(1), tolerance::PATTERN);
+            let key = format!("blocks.{l}.hook_resid_post");
+            assert_close(&key, &ours[&key].data, reference[&key].row(1), tolerance::ACTIVATION);
+        }
+        for key in ["dla.direct", "dla.direct_embed", "dla.direct_pos"] {
+            assert_close(key, &ours[key].data, reference[key].row(1), tolerance::LOGIT);
+        }
+        assert_eq!(ours["dla.heads"].shape[1], tokens.len());
+        assert_eq!(ours.contains_key("dla.heads_tl"), name != "l1_nonorm");
+    }
+}
+
+#[test]
+fn quantize_then_run_the_blob_gives_the_checkpoints_numbers() {
+    let dir = fixture("l3_ln_f16");
+    let blob = tmp("l3.tlb");
+    let o = tinylens(&[
+        "quantize",
+        dir.join("model.safetensors").to_str().unwrap(),
+        "-o",
+        blob.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (a, b) = (tmp("from-ckpt.safetensors"), tmp("from-blob.safetensors"));
+    for (model, out) in [(dir.join("model.safetensors"), &a), (blob.clone(), &b)] {
+        let o = tinylens(&[
+            "run",
+            model.to_str().unwrap(),
+            "--prompt",
+            "abc abc",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+
+    let o = tinylens(&["inspect", blob.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    for needle in ["(verified)", "blocks.2.attn.W_O", "[2, 8, 16]", "vocab:     32 tokens"] {
+        assert!(text.contains(needle), "inspect lacks {needle:?}:\n{text}");
+    }
+
+    let o = tinylens(&[
+        "validate",
+        dir.join("model.safetensors").to_str().unwrap(),
+        blob.to_str().unwrap(),
+        "--random",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("PASS"));
+    assert!(stdout(&o).contains("dla.heads_tl"));
+}
+
+#[test]
+fn demo_runs_the_embedded_model() {
+    let o = tinylens(&["demo"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    for needle in ["top 5 next tokens", "attribution of logit", "head 1.3", "sum", "greedy"] {
+        assert!(text.contains(needle), "demo lacks {needle:?}:\n{text}");
+    }
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let ckpt = fixture("l2_ln").join("model.safetensors");
+    let ckpt = ckpt.to_str().unwrap();
+    fails_with(&["run", ckpt, "--tokens", "1,2,40"], "token 40 is out of range");
+    fails_with(&["run", ckpt, "--tokens", "1,x"], "is not a token id");
+    fails_with(&["run", ckpt, "--prompt", "hello!"], "'!' at byte 5");
+    fails_with(&["run", ckpt, "--prompt", &"a".repeat(25)], "longer than the model's context");
+    fails_with(&["run", "/nonexistent/model.tlb", "--tokens", "1"], "cannot read");
+    fails_with(&["quantize", ckpt, "-o", "/tmp/x.tlb", "--format", "q4"], "unsupported --format");
+
+    // Blobs: truncated, corrupted, wrong version.
+    let blob = tmp("bad-src.tlb");
+    assert!(tinylens(&["quantize", ckpt, "-o", blob.to_str().unwrap()]).status.success());
+    let good = std::fs::read(&blob).unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = tmp(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let truncated = write("truncated.tlb", &good[..good.len() / 2]);
+    fails_with(&["inspect", &truncated], "blob truncated");
+    let mut flipped = good.clone();
+    flipped[good.len() / 2] ^= 4;
+    let flipped = write("flipped.tlb", &flipped);
+    fails_with(&["run", &flipped, "--tokens", "1"], "CRC32 mismatch");
+    let mut future = good.clone();
+    future[8] = 9;
+    let future = write("future.tlb", &future);
+    fails_with(&["inspect", &future], "format version 9 is not supported");
+    let not_a_blob = write("text.tlb", b"hello, this is not a model at all");
+    fails_with(&["inspect", &not_a_blob], "not a tinylens blob");
+
+    // Validate refuses a blob of another model.
+    let other = fixture("l2_nonorm").join("model.safetensors");
+    fails_with(&["validate", other.to_str().unwrap(), blob.to_str().unwrap()], "does not match");
+}
