@@ -34,7 +34,10 @@ pub fn load_model(path: &Path, config: Option<&Path>) -> Result<LoadedModel> {
             let params = load_checkpoint(path, config)
                 .with_context(|| format!("cannot import {}", path.display()))?;
             let bytes = blob_from_params(&params)?;
-            Ok(LoadedModel { blob: AlignedBytes::new(&bytes), params: Some(params) })
+            Ok(LoadedModel {
+                blob: AlignedBytes::new(&bytes),
+                params: Some(params),
+            })
         }
         _ => {
             let bytes =
@@ -48,7 +51,7 @@ pub fn load_model(path: &Path, config: Option<&Path>) -> Result<LoadedModel> {
 }
 
 /// The tensor of `params` that `id` names.
-pub fn tensor<'p>(params: &'p Params, id: TensorId) -> &'p [f32] {
+pub fn tensor(params: &Params, id: TensorId) -> &[f32] {
     let layer = params.layers.get(id.layer as usize);
     let ln1 = layer.and_then(|l| l.ln1.as_ref());
     let empty: &[f32] = &[];
@@ -81,6 +84,8 @@ pub fn blob_from_params(params: &Params) -> Result<Vec<u8>> {
             params.config.n_layers
         );
     }
-    write_f32(&params.config, params.vocab.as_deref(), |id| tensor(params, id))
-        .map_err(|e| anyhow::anyhow!("cannot write blob: {e}"))
+    write_f32(&params.config, params.vocab.as_deref(), |id| {
+        tensor(params, id)
+    })
+    .map_err(|e| anyhow::anyhow!("cannot write blob: {e}"))
 }

@@ -22,7 +22,9 @@ pub enum Input {
 
 /// The vocabulary of a loaded model, as owned strings.
 pub fn vocab_of(model: &Model<'_>) -> Option<Vec<String>> {
-    model.vocab().map(|v| v.iter().map(str::to_string).collect())
+    model
+        .vocab()
+        .map(|v| v.iter().map(str::to_string).collect())
 }
 
 /// `tinylens quantize`: a checkpoint to a blob.
@@ -76,7 +78,10 @@ pub fn run_model(model: &Model<'_>, input: &Input, top: usize, out: Option<&Path
         );
     }
     if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= cfg.d_vocab) {
-        bail!("token {bad} is out of range: the model has d_vocab = {}", cfg.d_vocab);
+        bail!(
+            "token {bad} is out of range: the model has d_vocab = {}",
+            cfg.d_vocab
+        );
     }
     println!("model: {} ({})", describe(&cfg), model.format().name());
     match &vocab {
@@ -91,7 +96,10 @@ pub fn run_model(model: &Model<'_>, input: &Input, top: usize, out: Option<&Path
     print_attribution(&t, &cfg, vocab.as_deref(), best);
     if let Some(path) = out {
         write_safetensors(&t, &cfg, path)?;
-        println!("\nwrote every hook and the attribution of every position to {}", path.display());
+        println!(
+            "\nwrote every hook and the attribution of every position to {}",
+            path.display()
+        );
     }
     Ok(())
 }
@@ -131,7 +139,11 @@ pub fn inspect(path: &Path, config: Option<&Path>) -> Result<()> {
     }
     println!("format:    {}", model.format().name());
     println!("config:    {}", describe(&cfg));
-    println!("params:    {} ({} bytes as f32)", cfg.n_params(), cfg.n_params() * 4);
+    println!(
+        "params:    {} ({} bytes as f32)",
+        cfg.n_params(),
+        cfg.n_params() * 4
+    );
     println!(
         "state:     {} bytes to decode the full context (Config::state_bytes)",
         cfg.state_bytes()
@@ -143,8 +155,14 @@ pub fn inspect(path: &Path, config: Option<&Path>) -> Result<()> {
         }
         None => println!("vocab:     none (token ids only)"),
     }
-    println!("tensors:   data section {} bytes, each tensor {ALIGN}-byte aligned", blob.data.len());
-    println!("  {:<24} {:<16} {:>10} {:>10}", "name", "shape", "elements", "offset");
+    println!(
+        "tensors:   data section {} bytes, each tensor {ALIGN}-byte aligned",
+        blob.data.len()
+    );
+    println!(
+        "  {:<24} {:<16} {:>10} {:>10}",
+        "name", "shape", "elements", "offset"
+    );
     for (id, entry) in blob.entries() {
         println!(
             "  {:<24} {:<16} {:>10} {:>10}",

@@ -95,7 +95,7 @@ pub enum ImportError {
     WrongRank {
         /// The tensor's name.
         tensor: String,
-        /// The expected shape in symbols, e.g. "[d_vocab, d_model]".
+        /// The expected shape in symbols, e.g. "`[d_vocab, d_model]`".
         expected: &'static str,
         /// The shape in the file.
         found: Vec<usize>,
@@ -205,17 +205,17 @@ impl std::error::Error for ImportError {
 // Tensor names
 // ------------------------------------------------------------------------------------------------
 
-/// `embed.W_E`: [d_vocab, d_model]
+/// `embed.W_E`: `[d_vocab, d_model]`
 const W_E: &str = "embed.W_E";
-/// `pos_embed.W_pos`: [n_ctx, d_model]
+/// `pos_embed.W_pos`: `[n_ctx, d_model]`
 const W_POS: &str = "pos_embed.W_pos";
-/// `ln_final.w`: [d_model]
+/// `ln_final.w`: `[d_model]`
 const LN_FINAL_W: &str = "ln_final.w";
-/// `ln_final.b`: [d_model]
+/// `ln_final.b`: `[d_model]`
 const LN_FINAL_B: &str = "ln_final.b";
-/// `unembed.W_U`: [d_model, d_vocab]
+/// `unembed.W_U`: `[d_model, d_vocab]`
 const W_U: &str = "unembed.W_U";
-/// `unembed.b_U`: [d_vocab]
+/// `unembed.b_U`: `[d_vocab]`
 const B_U: &str = "unembed.b_U";
 
 /// The parameter names inside `blocks.{l}.` of an attention-only model.
@@ -607,7 +607,7 @@ fn dim_of(
 }
 
 /// `n_ctx` of a model without `W_pos`: TransformerLens saves the causal mask
-/// `blocks.0.attn.mask` [n_ctx, n_ctx] in every checkpoint.
+/// `blocks.0.attn.mask` `[n_ctx, n_ctx]` in every checkpoint.
 fn n_ctx_from_mask(st: &SafeTensors<'_>) -> Result<usize, ImportError> {
     let name = block_name(0, "attn.mask");
     match st.tensor(&name) {

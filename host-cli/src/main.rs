@@ -104,10 +104,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { prompt } => commands::demo(prompt.as_deref()),
-        Command::Quantize { input, output, format, config } => {
-            commands::quantize(&input, &output, &format, config.as_deref())
-        }
-        Command::Run { model, tokens, prompt, top, out, config } => {
+        Command::Quantize {
+            input,
+            output,
+            format,
+            config,
+        } => commands::quantize(&input, &output, &format, config.as_deref()),
+        Command::Run {
+            model,
+            tokens,
+            prompt,
+            top,
+            out,
+            config,
+        } => {
             let input = match (tokens, prompt) {
                 (Some(t), _) => Input::Tokens(t),
                 (None, Some(p)) => Input::Prompt(p),
@@ -115,17 +125,22 @@ fn main() -> ExitCode {
             };
             commands::run(&model, config.as_deref(), &input, top, out.as_deref())
         }
-        Command::Validate { checkpoint, model, tokens_file, random, seed, config } => {
-            tinylens_cli::validate::validate_command(
-                &checkpoint,
-                &model,
-                config.as_deref(),
-                tokens_file.as_deref(),
-                random,
-                seed,
-            )
-            .map(|_| ())
-        }
+        Command::Validate {
+            checkpoint,
+            model,
+            tokens_file,
+            random,
+            seed,
+            config,
+        } => tinylens_cli::validate::validate_command(
+            &checkpoint,
+            &model,
+            config.as_deref(),
+            tokens_file.as_deref(),
+            random,
+            seed,
+        )
+        .map(|_| ()),
         Command::Inspect { file, config } => commands::inspect(&file, config.as_deref()),
     };
     match result {

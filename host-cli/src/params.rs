@@ -9,9 +9,9 @@ use tinylens::Config;
 /// LayerNorm weight and bias (`ln1` of a block, or `ln_final`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct LnParams {
-    /// `w`: [d_model]
+    /// `w`: `[d_model]`
     pub w: Vec<f32>,
-    /// `b`: [d_model]
+    /// `b`: `[d_model]`
     pub b: Vec<f32>,
 }
 
@@ -20,21 +20,21 @@ pub struct LnParams {
 pub struct LayerParams {
     /// `blocks.{l}.ln1.w` / `.b`, present exactly when the config has LayerNorm.
     pub ln1: Option<LnParams>,
-    /// `attn.W_Q`: [n_heads, d_model, d_head]
+    /// `attn.W_Q`: `[n_heads, d_model, d_head]`
     pub w_q: Vec<f32>,
-    /// `attn.W_K`: [n_heads, d_model, d_head]
+    /// `attn.W_K`: `[n_heads, d_model, d_head]`
     pub w_k: Vec<f32>,
-    /// `attn.W_V`: [n_heads, d_model, d_head]
+    /// `attn.W_V`: `[n_heads, d_model, d_head]`
     pub w_v: Vec<f32>,
-    /// `attn.b_Q`: [n_heads, d_head]
+    /// `attn.b_Q`: `[n_heads, d_head]`
     pub b_q: Vec<f32>,
-    /// `attn.b_K`: [n_heads, d_head]
+    /// `attn.b_K`: `[n_heads, d_head]`
     pub b_k: Vec<f32>,
-    /// `attn.b_V`: [n_heads, d_head]
+    /// `attn.b_V`: `[n_heads, d_head]`
     pub b_v: Vec<f32>,
-    /// `attn.W_O`: [n_heads, d_head, d_model]
+    /// `attn.W_O`: `[n_heads, d_head, d_model]`
     pub w_o: Vec<f32>,
-    /// `attn.b_O`: [d_model]
+    /// `attn.b_O`: `[d_model]`
     pub b_o: Vec<f32>,
 }
 
@@ -45,16 +45,16 @@ pub struct Params {
     pub config: Config,
     /// The text of each token id, when the checkpoint comes with a vocabulary.
     pub vocab: Option<Vec<String>>,
-    /// `embed.W_E`: [d_vocab, d_model]
+    /// `embed.W_E`: `[d_vocab, d_model]`
     pub w_e: Vec<f32>,
-    /// `pos_embed.W_pos`: [n_ctx, d_model], absent when the config has no positional embedding.
+    /// `pos_embed.W_pos`: `[n_ctx, d_model]`, absent when the config has no positional embedding.
     pub w_pos: Option<Vec<f32>>,
     /// `blocks.{l}`, one per layer.
     pub layers: Vec<LayerParams>,
     /// `ln_final.w` / `.b`, present exactly when the config has LayerNorm.
     pub ln_final: Option<LnParams>,
-    /// `unembed.W_U`: [d_model, d_vocab]
+    /// `unembed.W_U`: `[d_model, d_vocab]`
     pub w_u: Vec<f32>,
-    /// `unembed.b_U`: [d_vocab]
+    /// `unembed.b_U`: `[d_vocab]`
     pub b_u: Vec<f32>,
 }

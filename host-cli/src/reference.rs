@@ -34,9 +34,9 @@ use crate::params::{LnParams, Params};
 
 /// A LayerNorm's parameters as tensors.
 struct LayerNorm {
-    /// `w`: [d_model]
+    /// `w`: `[d_model]`
     w: Tensor,
-    /// `b`: [d_model]
+    /// `b`: `[d_model]`
     b: Tensor,
     /// The epsilon added to the variance.
     eps: f64,
@@ -46,21 +46,21 @@ struct LayerNorm {
 struct AttnLayer {
     /// `ln1`, when the model has LayerNorm.
     ln1: Option<LayerNorm>,
-    /// `W_Q`: [n_heads, d_model, d_head]
+    /// `W_Q`: `[n_heads, d_model, d_head]`
     w_q: Tensor,
-    /// `W_K`: [n_heads, d_model, d_head]
+    /// `W_K`: `[n_heads, d_model, d_head]`
     w_k: Tensor,
-    /// `W_V`: [n_heads, d_model, d_head]
+    /// `W_V`: `[n_heads, d_model, d_head]`
     w_v: Tensor,
-    /// `b_Q`: [n_heads, 1, d_head] (a middle axis to broadcast over positions)
+    /// `b_Q`: `[n_heads, 1, d_head]` (a middle axis to broadcast over positions)
     b_q: Tensor,
-    /// `b_K`: [n_heads, 1, d_head]
+    /// `b_K`: `[n_heads, 1, d_head]`
     b_k: Tensor,
-    /// `b_V`: [n_heads, 1, d_head]
+    /// `b_V`: `[n_heads, 1, d_head]`
     b_v: Tensor,
-    /// `W_O`: [n_heads, d_head, d_model]
+    /// `W_O`: `[n_heads, d_head, d_model]`
     w_o: Tensor,
-    /// `b_O`: [d_model]
+    /// `b_O`: `[d_model]`
     b_o: Tensor,
 }
 
@@ -70,36 +70,36 @@ pub struct Reference {
     config: Config,
     /// The dtype everything is computed in.
     dtype: DType,
-    /// `W_E`: [d_vocab, d_model]
+    /// `W_E`: `[d_vocab, d_model]`
     w_e: Tensor,
-    /// `W_pos`: [n_ctx, d_model], absent without positional embedding.
+    /// `W_pos`: `[n_ctx, d_model]`, absent without positional embedding.
     w_pos: Option<Tensor>,
     /// The attention layers.
     layers: Vec<AttnLayer>,
     /// `ln_final`, when the model has LayerNorm.
     ln_final: Option<LayerNorm>,
-    /// `W_U`: [d_model, d_vocab]
+    /// `W_U`: `[d_model, d_vocab]`
     w_u: Tensor,
-    /// `b_U`: [d_vocab]
+    /// `b_U`: `[d_vocab]`
     b_u: Tensor,
 }
 
 /// The hooks of one layer, for one sequence. All row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerActivations {
-    /// `attn.hook_q`: [seq, n_heads, d_head]
+    /// `attn.hook_q`: `[seq, n_heads, d_head]`
     pub q: Vec<f64>,
-    /// `attn.hook_k`: [seq, n_heads, d_head]
+    /// `attn.hook_k`: `[seq, n_heads, d_head]`
     pub k: Vec<f64>,
-    /// `attn.hook_v`: [seq, n_heads, d_head]
+    /// `attn.hook_v`: `[seq, n_heads, d_head]`
     pub v: Vec<f64>,
-    /// `attn.hook_pattern`: [n_heads, seq, seq] (query position, key position)
+    /// `attn.hook_pattern`: `[n_heads, seq, seq]` (query position, key position)
     pub pattern: Vec<f64>,
-    /// `attn.hook_z`: [seq, n_heads, d_head]
+    /// `attn.hook_z`: `[seq, n_heads, d_head]`
     pub z: Vec<f64>,
-    /// `attn.hook_result`: [seq, n_heads, d_model]
+    /// `attn.hook_result`: `[seq, n_heads, d_model]`
     pub result: Vec<f64>,
-    /// `hook_resid_post`: [seq, d_model]
+    /// `hook_resid_post`: `[seq, d_model]`
     pub resid_post: Vec<f64>,
 }
 
@@ -112,67 +112,67 @@ pub struct LayerActivations {
 pub struct Activations {
     /// Number of tokens.
     pub seq: usize,
-    /// `hook_embed`: [seq, d_model], the rows of `W_E`.
+    /// `hook_embed`: `[seq, d_model]`, the rows of `W_E`.
     pub embed: Vec<f64>,
-    /// `hook_pos_embed`: [seq, d_model], the rows of `W_pos` (zeros without positional
+    /// `hook_pos_embed`: `[seq, d_model]`, the rows of `W_pos` (zeros without positional
     /// embedding).
     pub pos_embed: Vec<f64>,
     /// One entry per layer.
     pub layers: Vec<LayerActivations>,
-    /// `ln_final.hook_scale`: [seq], `sqrt(var + eps)` of the final residual stream (ones
+    /// `ln_final.hook_scale`: `[seq]`, `sqrt(var + eps)` of the final residual stream (ones
     /// without LayerNorm).
     pub ln_final_scale: Vec<f64>,
-    /// The output: [seq, d_vocab]
+    /// The output: `[seq, d_vocab]`
     pub logits: Vec<f64>,
-    /// Direct path through the token embedding, `f(W_E[tok]) W_U`: [seq, d_vocab]
+    /// Direct path through the token embedding, `f(W_E[tok]) W_U`: `[seq, d_vocab]`
     pub dla_direct_embed: Vec<f64>,
     /// Direct path through the positional embedding, `f(W_pos[pos]) W_U` (zeros for
-    /// shortformer and no positional embedding): [seq, d_vocab]
+    /// shortformer and no positional embedding): `[seq, d_vocab]`
     pub dla_direct_pos: Vec<f64>,
-    /// The whole direct path, `dla_direct_embed + dla_direct_pos`: [seq, d_vocab]
+    /// The whole direct path, `dla_direct_embed + dla_direct_pos`: `[seq, d_vocab]`
     pub dla_direct: Vec<f64>,
-    /// What every head writes, `f(result_{l,h}) W_U`: [n_layers * n_heads, seq, d_vocab], index
+    /// What every head writes, `f(result_{l,h}) W_U`: `[n_layers * n_heads, seq, d_vocab]`, index
     /// `l * n_heads + h`.
     pub dla_heads: Vec<f64>,
-    /// Every layer's output bias, `f(b_O[l]) W_U`: [n_layers, seq, d_vocab]
+    /// Every layer's output bias, `f(b_O[l]) W_U`: `[n_layers, seq, d_vocab]`
     pub dla_bias_b_o: Vec<f64>,
-    /// The constant, `b_U` without LayerNorm, `ln_final.b W_U + b_U` with it: [seq, d_vocab]
+    /// The constant, `b_U` without LayerNorm, `ln_final.b W_U + b_U` with it: `[seq, d_vocab]`
     pub dla_bias_const: Vec<f64>,
     /// LayerNorm models only: every head under TransformerLens' `apply_ln_to_stack`
     /// convention, `((c - mean(c)) / scale) W_U` without `ln_final.w`:
-    /// [n_layers * n_heads, seq, d_vocab]
+    /// `[n_layers * n_heads, seq, d_vocab]`
     pub dla_heads_tl: Option<Vec<f64>>,
 }
 
 /// The forward pass of one sequence as tensors, before attribution.
 struct Trace {
-    /// `hook_embed`: [seq, d_model]
+    /// `hook_embed`: `[seq, d_model]`
     embed: Tensor,
-    /// `hook_pos_embed`: [seq, d_model], absent without positional embedding.
+    /// `hook_pos_embed`: `[seq, d_model]`, absent without positional embedding.
     pos_embed: Option<Tensor>,
     /// One entry per layer.
     layers: Vec<LayerTrace>,
-    /// The final LayerNorm's `scale`: [seq, 1], absent without LayerNorm.
+    /// The final LayerNorm's `scale`: `[seq, 1]`, absent without LayerNorm.
     ln_final_scale: Option<Tensor>,
-    /// [seq, d_vocab]
+    /// `[seq, d_vocab]`
     logits: Tensor,
 }
 
 /// One layer of a [`Trace`].
 struct LayerTrace {
-    /// [n_heads, seq, d_head]
+    /// `[n_heads, seq, d_head]`
     q: Tensor,
-    /// [n_heads, seq, d_head]
+    /// `[n_heads, seq, d_head]`
     k: Tensor,
-    /// [n_heads, seq, d_head]
+    /// `[n_heads, seq, d_head]`
     v: Tensor,
-    /// [n_heads, seq, seq]
+    /// `[n_heads, seq, seq]`
     pattern: Tensor,
-    /// [n_heads, seq, d_head]
+    /// `[n_heads, seq, d_head]`
     z: Tensor,
-    /// [n_heads, seq, d_model]
+    /// `[n_heads, seq, d_model]`
     result: Tensor,
-    /// [seq, d_model]
+    /// `[seq, d_model]`
     resid_post: Tensor,
 }
 
@@ -182,10 +182,10 @@ struct LayerTrace {
 
 /// A parameter as a tensor of `shape` in `dtype`, checking its length.
 fn param(values: &[f32], shape: &[usize], dtype: DType, name: &str) -> Result<Tensor> {
-    let n: usize = shape.iter().product();
+    let n = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
     ensure!(
-        values.len() == n,
-        "{name} has {} values, but its shape {shape:?} needs {n}",
+        n == Some(values.len()),
+        "{name} has {} values, but its shape is {shape:?}",
         values.len()
     );
     let t = Tensor::from_slice(values, shape, &Device::Cpu)?;
@@ -286,17 +286,23 @@ impl Reference {
 // The forward pass, one function per equation
 // ------------------------------------------------------------------------------------------------
 
+/// `x - mean(x)` over the last axis.
+/// x: [..., d_model] -> [..., d_model]
+fn center(x: &Tensor) -> Result<Tensor> {
+    Ok(x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?)
+}
+
 /// `x - mean(x)` over the last axis, and `scale = sqrt(mean((x - mean(x))^2) + eps)`.
 /// x: [..., d_model] -> (centred [..., d_model], scale [..., 1])
 fn center_and_scale(x: &Tensor, eps: f64) -> Result<(Tensor, Tensor)> {
-    let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+    let centred = center(x)?;
     let variance = centred.sqr()?.mean_keepdim(D::Minus1)?; // biased, as TransformerLens
     let scale = variance.affine(1.0, eps)?.sqrt()?;
     Ok((centred, scale))
 }
 
 /// `LN(x) = (x - mean(x)) / scale * w + b`, and the scale.
-/// x: [seq, d_model] -> ([seq, d_model], scale [seq, 1])
+/// x: `[seq, d_model]` -> (`[seq, d_model]`, scale `[seq, 1]`)
 fn layer_norm(x: &Tensor, ln: &LayerNorm) -> Result<(Tensor, Tensor)> {
     let (centred, scale) = center_and_scale(x, ln.eps)?;
     let y = centred
@@ -307,13 +313,13 @@ fn layer_norm(x: &Tensor, ln: &LayerNorm) -> Result<(Tensor, Tensor)> {
 }
 
 /// `x W[h] + b[h]` for every head at once.
-/// x: [seq, d_model], w: [H, d_model, d_head], b: [H, 1, d_head] -> [H, seq, d_head]
+/// x: `[seq, d_model]`, w: [H, d_model, d_head], b: [H, 1, d_head] -> [H, seq, d_head]
 fn project_heads(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok(x.unsqueeze(0)?.broadcast_matmul(w)?.broadcast_add(b)?)
 }
 
 /// The causal mask: 0 where key position <= query position, -inf above the diagonal.
-/// -> [seq, seq]
+/// -> `[seq, seq]`
 fn causal_mask(seq: usize, dtype: DType) -> Result<Tensor> {
     let mask: Vec<f64> = (0..seq)
         .flat_map(|q| (0..seq).map(move |k| if k > q { f64::NEG_INFINITY } else { 0.0 }))
@@ -362,8 +368,8 @@ impl Reference {
         Ok(())
     }
 
-    /// One attention layer, reading `resid` [seq, d_model] (and, for shortformer, the
-    /// positional embedding `shortformer_pos` [seq, d_model]). `resid_post` is left as `resid`
+    /// One attention layer, reading `resid` `[seq, d_model]` (and, for shortformer, the
+    /// positional embedding `shortformer_pos` `[seq, d_model]`). `resid_post` is left as `resid`
     /// for the caller to update.
     fn attention(
         &self,
@@ -441,7 +447,7 @@ impl Reference {
         })
     }
 
-    /// The logits of one sequence in the model's own dtype: [seq, d_vocab]. This is the plain
+    /// The logits of one sequence in the model's own dtype: `[seq, d_vocab]`. This is the plain
     /// forward pass, without attribution, for benchmarks.
     pub fn logits(&self, tokens: &[u32]) -> Result<Tensor> {
         Ok(self.trace(tokens)?.logits)
@@ -454,12 +460,11 @@ impl Reference {
     /// `f(c) W_U`, one component's direct contribution to the logits: `f(c) = c` without
     /// LayerNorm, `(c - mean(c)) / scale * w` through the frozen final LayerNorm (`with_w`
     /// false drops `* w`, TransformerLens' `apply_ln_to_stack` convention).
-    /// c: [..., seq, d_model], scale: [seq, 1] -> [..., seq, d_vocab]
+    /// c: [..., seq, d_model], scale: `[seq, 1]` -> [..., seq, d_vocab]
     fn direct_logits(&self, c: &Tensor, scale: Option<&Tensor>, with_w: bool) -> Result<Tensor> {
         let f = match (&self.ln_final, scale) {
             (Some(ln), Some(scale)) => {
-                let (centred, _) = center_and_scale(c, 0.0)?;
-                let f = centred.broadcast_div(scale)?;
+                let f = center(c)?.broadcast_div(scale)?;
                 if with_w {
                     f.broadcast_mul(&ln.w)?
                 } else {
@@ -471,7 +476,7 @@ impl Reference {
         Ok(f.broadcast_matmul(&self.w_u)?)
     }
 
-    /// The constant term: `b_U`, plus `ln_final.b W_U` with LayerNorm. -> [seq, d_vocab]
+    /// The constant term: `b_U`, plus `ln_final.b W_U` with LayerNorm. -> `[seq, d_vocab]`
     fn const_logits(&self, seq: usize) -> Result<Tensor> {
         let c = match &self.ln_final {
             Some(ln) => {
@@ -509,7 +514,10 @@ impl Reference {
         let mut layers = Vec::with_capacity(c.n_layers);
         for (layer, lt) in self.layers.iter().zip(&trace.layers) {
             dla_heads.push(self.direct_logits(&lt.result, scale, true)?); // [H, seq, V]
-            dla_heads_tl.push(self.direct_logits(&lt.result, scale, false)?); // [H, seq, V]
+            if self.ln_final.is_some() {
+                dla_heads_tl.push(self.direct_logits(&lt.result, scale, false)?);
+                // [H, seq, V]
+            }
             let b_o = zeros.broadcast_add(&layer.b_o)?; // [seq, d_model]
             dla_bias.push(self.direct_logits(&b_o, scale, true)?); // [seq, V]
             layers.push(LayerActivations {

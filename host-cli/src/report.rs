@@ -40,7 +40,11 @@ pub fn probabilities(logits: &[f32]) -> Vec<f64> {
 /// The ids of the `k` largest logits, largest first.
 pub fn top_k(logits: &[f32], k: usize) -> Vec<u32> {
     let mut ids: Vec<u32> = (0..logits.len() as u32).collect();
-    ids.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
+    ids.sort_by(|&a, &b| {
+        logits[b as usize]
+            .total_cmp(&logits[a as usize])
+            .then(a.cmp(&b))
+    });
     ids.truncate(k);
     ids
 }
@@ -79,7 +83,10 @@ pub fn term_name(cfg: &Config, k: usize) -> String {
 pub fn last_position_terms(trace: &Trace, cfg: &Config, token: u32) -> Vec<f32> {
     let (l, h, v, s) = (cfg.n_layers, cfg.n_heads, cfg.d_vocab, trace.seq);
     let (p, t) = (s - 1, token as usize);
-    let mut terms = vec![trace.dla_direct_embed[p * v + t], trace.dla_direct_pos[p * v + t]];
+    let mut terms = vec![
+        trace.dla_direct_embed[p * v + t],
+        trace.dla_direct_pos[p * v + t],
+    ];
     terms.extend((0..l * h).map(|k| trace.dla_heads[(k * s + p) * v + t]));
     terms.extend((0..l).map(|layer| trace.dla_bias_b_o[(layer * s + p) * v + t]));
     terms.push(trace.dla_bias_const[t]);
@@ -94,10 +101,17 @@ pub fn print_attribution(trace: &Trace, cfg: &Config, vocab: Option<&[String]>, 
         Norm::None => "the residual stream is a sum, so the logit is too",
         Norm::LayerNorm { .. } => "exact split through the final LayerNorm, its scale frozen",
     };
-    println!("attribution of logit[{}] = {logit:.3} ({how}):", show(vocab, token));
+    println!(
+        "attribution of logit[{}] = {logit:.3} ({how}):",
+        show(vocab, token)
+    );
     let widest = terms.iter().fold(0.0f32, |a, t| a.max(t.abs())).max(1e-12);
     for (k, &value) in terms.iter().enumerate() {
-        println!("  {:<24} {value:>9.3}  {}", term_name(cfg, k), bar(value, widest, 24));
+        println!(
+            "  {:<24} {value:>9.3}  {}",
+            term_name(cfg, k),
+            bar(value, widest, 24)
+        );
     }
     let sum: f32 = terms.iter().sum();
     println!("  {:<24} {sum:>9.3}  (logit {logit:.3})", "sum");

@@ -39,7 +39,12 @@ pub fn encode(vocab: &[String], text: &str) -> Result<Vec<u32>> {
 /// Joins the text of `ids`, writing unknown ids as `<id>`.
 pub fn decode(vocab: &[String], ids: &[u32]) -> String {
     ids.iter()
-        .map(|&i| vocab.get(i as usize).cloned().unwrap_or_else(|| format!("<{i}>")))
+        .map(|&i| {
+            vocab
+                .get(i as usize)
+                .cloned()
+                .unwrap_or_else(|| format!("<{i}>"))
+        })
         .collect()
 }
 
@@ -74,7 +79,10 @@ mod tests {
 
     #[test]
     fn longest_match_and_errors() {
-        let vocab: Vec<String> = ["a", "b", "ab", " "].iter().map(|s| s.to_string()).collect();
+        let vocab: Vec<String> = ["a", "b", "ab", " "]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(encode(&vocab, "ab a").unwrap(), vec![2, 3, 0]);
         let err = encode(&vocab, "abc").unwrap_err().to_string();
         assert!(err.contains("'c' at byte 2"), "{err}");

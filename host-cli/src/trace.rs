@@ -10,34 +10,38 @@ use tinylens::{Config, Decoder, Hooks, LnConvention, Model, Norm, Term};
 pub struct Trace {
     /// Sequence length.
     pub seq: usize,
-    /// `logits`: [seq, d_vocab]
+    /// `logits`: `[seq, d_vocab]`
     pub logits: Vec<f32>,
-    /// Per layer `blocks.{l}.attn.hook_pattern`: [n_heads, seq, seq]
+    /// Per layer `blocks.{l}.attn.hook_pattern`: `[n_heads, seq, seq]`
     pub pattern: Vec<Vec<f32>>,
-    /// Per layer `blocks.{l}.attn.hook_z`: [seq, n_heads, d_head]
+    /// Per layer `blocks.{l}.attn.hook_z`: `[seq, n_heads, d_head]`
     pub z: Vec<Vec<f32>>,
-    /// Per layer `blocks.{l}.attn.hook_result`: [seq, n_heads, d_model]
+    /// Per layer `blocks.{l}.attn.hook_result`: `[seq, n_heads, d_model]`
     pub result: Vec<Vec<f32>>,
-    /// Per layer `blocks.{l}.hook_resid_post`: [seq, d_model]
+    /// Per layer `blocks.{l}.hook_resid_post`: `[seq, d_model]`
     pub resid_post: Vec<Vec<f32>>,
-    /// `dla.direct_embed`: [seq, d_vocab]
+    /// `dla.direct_embed`: `[seq, d_vocab]`
     pub dla_direct_embed: Vec<f32>,
-    /// `dla.direct_pos`: [seq, d_vocab]
+    /// `dla.direct_pos`: `[seq, d_vocab]`
     pub dla_direct_pos: Vec<f32>,
-    /// `dla.heads`: [n_layers * n_heads, seq, d_vocab]
+    /// `dla.heads`: `[n_layers * n_heads, seq, d_vocab]`
     pub dla_heads: Vec<f32>,
-    /// `dla.bias_b_O`: [n_layers, seq, d_vocab]
+    /// `dla.bias_b_O`: `[n_layers, seq, d_vocab]`
     pub dla_bias_b_o: Vec<f32>,
-    /// `dla.bias_const`: [d_vocab]
+    /// `dla.bias_const`: `[d_vocab]`
     pub dla_bias_const: Vec<f32>,
-    /// `dla.heads_tl` (LayerNorm models only): [n_layers * n_heads, seq, d_vocab]
+    /// `dla.heads_tl` (LayerNorm models only): `[n_layers * n_heads, seq, d_vocab]`
     pub dla_heads_tl: Option<Vec<f32>>,
 }
 
 impl Trace {
-    /// `dla.direct` = embed + pos: [seq, d_vocab]
+    /// `dla.direct` = embed + pos: `[seq, d_vocab]`
     pub fn dla_direct(&self) -> Vec<f32> {
-        self.dla_direct_embed.iter().zip(&self.dla_direct_pos).map(|(a, b)| a + b).collect()
+        self.dla_direct_embed
+            .iter()
+            .zip(&self.dla_direct_pos)
+            .map(|(a, b)| a + b)
+            .collect()
     }
 }
 
@@ -64,13 +68,22 @@ impl Hooks for Recorder<'_> {
 /// Runs `model` over `tokens` with the kernel, one step per token.
 pub fn trace(model: &Model<'_>, tokens: &[u32]) -> Result<Trace> {
     let cfg = *model.config();
-    let (l, h, m, d, v) = (cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_head, cfg.d_vocab);
+    let (l, h, m, d, v) = (
+        cfg.n_layers,
+        cfg.n_heads,
+        cfg.d_model,
+        cfg.d_head,
+        cfg.d_vocab,
+    );
     let seq = tokens.len();
     if seq == 0 {
         return Err(anyhow!("the prompt has no tokens"));
     }
     if seq > cfg.n_ctx {
-        return Err(anyhow!("the prompt has {seq} tokens, longer than the model's n_ctx {}", cfg.n_ctx));
+        return Err(anyhow!(
+            "the prompt has {seq} tokens, longer than the model's n_ctx {}",
+            cfg.n_ctx
+        ));
     }
     let mut arena = vec![0.0f32; cfg.state_len()];
     let mut dec = Decoder::new(model, &mut arena)?;
@@ -133,13 +146,23 @@ pub fn trace(model: &Model<'_>, tokens: &[u32]) -> Result<Trace> {
 /// Writes a trace as safetensors, tensor names as TransformerLens hooks (see `run --out`).
 pub fn write_safetensors(trace: &Trace, cfg: &Config, path: &std::path::Path) -> Result<()> {
     use safetensors::tensor::{Dtype, TensorView};
-    let (l, h, m, d, v, s) =
-        (cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_head, cfg.d_vocab, trace.seq);
+    let (l, h, m, d, v, s) = (
+        cfg.n_layers,
+        cfg.n_heads,
+        cfg.d_model,
+        cfg.d_head,
+        cfg.d_vocab,
+        trace.seq,
+    );
     let direct = trace.dla_direct();
     let mut named: Vec<(String, Vec<usize>, &[f32])> = vec![
         ("logits".into(), vec![s, v], &trace.logits),
         ("dla.direct".into(), vec![s, v], &direct),
-        ("dla.direct_embed".into(), vec![s, v], &trace.dla_direct_embed),
+        (
+            "dla.direct_embed".into(),
+            vec![s, v],
+            &trace.dla_direct_embed,
+        ),
         ("dla.direct_pos".into(), vec![s, v], &trace.dla_direct_pos),
         ("dla.heads".into(), vec![l * h, s, v], &trace.dla_heads),
         ("dla.bias_b_O".into(), vec![l, s, v], &trace.dla_bias_b_o),
@@ -149,14 +172,36 @@ pub fn write_safetensors(trace: &Trace, cfg: &Config, path: &std::path::Path) ->
         named.push(("dla.heads_tl".into(), vec![l * h, s, v], tl));
     }
     for layer in 0..l {
-        named.push((format!("blocks.{layer}.attn.hook_pattern"), vec![h, s, s], &trace.pattern[layer]));
-        named.push((format!("blocks.{layer}.attn.hook_z"), vec![s, h, d], &trace.z[layer]));
-        named.push((format!("blocks.{layer}.attn.hook_result"), vec![s, h, m], &trace.result[layer]));
-        named.push((format!("blocks.{layer}.hook_resid_post"), vec![s, m], &trace.resid_post[layer]));
+        named.push((
+            format!("blocks.{layer}.attn.hook_pattern"),
+            vec![h, s, s],
+            &trace.pattern[layer],
+        ));
+        named.push((
+            format!("blocks.{layer}.attn.hook_z"),
+            vec![s, h, d],
+            &trace.z[layer],
+        ));
+        named.push((
+            format!("blocks.{layer}.attn.hook_result"),
+            vec![s, h, m],
+            &trace.result[layer],
+        ));
+        named.push((
+            format!("blocks.{layer}.hook_resid_post"),
+            vec![s, m],
+            &trace.resid_post[layer],
+        ));
     }
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = named
         .into_iter()
-        .map(|(n, shape, data)| (n, shape, data.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .map(|(n, shape, data)| {
+            (
+                n,
+                shape,
+                data.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
         .collect();
     let views = bytes
         .iter()

@@ -68,31 +68,53 @@ impl Report {
             "{} sequences, {} positions: kernel (f32) vs reference (f64)",
             self.sequences, self.positions
         );
-        println!("  {:<34} {:>12} {:>12}  ok", "tensor", "max |diff|", "tolerance");
+        println!(
+            "  {:<34} {:>12} {:>12}  ok",
+            "tensor", "max |diff|", "tolerance"
+        );
         for r in &self.rows {
-            let ok = if r.max_abs <= r.tolerance { "yes" } else { "NO" };
-            println!("  {:<34} {:>12.3e} {:>12.3e}  {ok}", r.name, r.max_abs, r.tolerance);
+            let ok = if r.max_abs <= r.tolerance {
+                "yes"
+            } else {
+                "NO"
+            };
+            println!(
+                "  {:<34} {:>12.3e} {:>12.3e}  {ok}",
+                r.name, r.max_abs, r.tolerance
+            );
         }
         println!(
             "  {:<34} {:>12.4} {:>12}  {}",
             "top-1 agreement",
             self.top1,
             format!(">= {}", tolerance::TOP1),
-            if self.top1 >= tolerance::TOP1 { "yes" } else { "NO" }
+            if self.top1 >= tolerance::TOP1 {
+                "yes"
+            } else {
+                "NO"
+            }
         );
         println!(
             "  {:<34} {:>12.3e} {:>12.3e}  {}",
             "mean KL(reference || kernel)",
             self.mean_kl,
             tolerance::MEAN_KL,
-            if self.mean_kl <= tolerance::MEAN_KL { "yes" } else { "NO" }
+            if self.mean_kl <= tolerance::MEAN_KL {
+                "yes"
+            } else {
+                "NO"
+            }
         );
         println!("{}", if self.passed() { "PASS" } else { "FAIL" });
     }
 }
 
 fn max_abs(kernel: &[f32], reference: &[f64]) -> f64 {
-    kernel.iter().zip(reference).map(|(&a, &b)| (a as f64 - b).abs()).fold(0.0, f64::max)
+    kernel
+        .iter()
+        .zip(reference)
+        .map(|(&a, &b)| (a as f64 - b).abs())
+        .fold(0.0, f64::max)
 }
 
 /// Deterministic random sequences of length `len` over `d_vocab` tokens (xorshift64*).
@@ -104,7 +126,9 @@ pub fn random_sequences(n: usize, len: usize, d_vocab: usize, seed: u64) -> Vec<
         s ^= s >> 27;
         s.wrapping_mul(0x2545_F491_4F6C_DD1D)
     };
-    (0..n).map(|_| (0..len).map(|_| (next() % d_vocab as u64) as u32).collect()).collect()
+    (0..n)
+        .map(|_| (0..len).map(|_| (next() % d_vocab as u64) as u32).collect())
+        .collect()
 }
 
 /// Runs kernel and reference on every sequence and measures their differences.
@@ -123,10 +147,15 @@ pub fn validate(params: &Params, model: &Model<'_>, sequences: &[Vec<u32>]) -> R
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut rows: Vec<Row> = Vec::new();
-    let mut record = |name: String, diff: f64, tol: f64| match rows.iter_mut().find(|r| r.name == name) {
-        Some(r) => r.max_abs = r.max_abs.max(diff),
-        None => rows.push(Row { name, max_abs: diff, tolerance: tol }),
-    };
+    let mut record =
+        |name: String, diff: f64, tol: f64| match rows.iter_mut().find(|r| r.name == name) {
+            Some(r) => r.max_abs = r.max_abs.max(diff),
+            None => rows.push(Row {
+                name,
+                max_abs: diff,
+                tolerance: tol,
+            }),
+        };
     let (mut agree, mut positions, mut kl_sum) = (0usize, 0usize, 0.0f64);
     for tokens in sequences {
         let k: Trace = trace(model, tokens)?;
@@ -137,17 +166,53 @@ pub fn validate(params: &Params, model: &Model<'_>, sequences: &[Vec<u32>]) -> R
         for (l, layer) in r.layers.iter().enumerate() {
             let resid_scale = layer.resid_post.iter().fold(1.0f64, |a, b| a.max(b.abs()));
             let tol = tolerance::LOGIT * resid_scale;
-            record(format!("blocks.{l}.attn.hook_pattern"), max_abs(&k.pattern[l], &layer.pattern), tolerance::PATTERN);
-            record(format!("blocks.{l}.attn.hook_z"), max_abs(&k.z[l], &layer.z), tol);
-            record(format!("blocks.{l}.attn.hook_result"), max_abs(&k.result[l], &layer.result), tol);
-            record(format!("blocks.{l}.hook_resid_post"), max_abs(&k.resid_post[l], &layer.resid_post), tol);
+            record(
+                format!("blocks.{l}.attn.hook_pattern"),
+                max_abs(&k.pattern[l], &layer.pattern),
+                tolerance::PATTERN,
+            );
+            record(
+                format!("blocks.{l}.attn.hook_z"),
+                max_abs(&k.z[l], &layer.z),
+                tol,
+            );
+            record(
+                format!("blocks.{l}.attn.hook_result"),
+                max_abs(&k.result[l], &layer.result),
+                tol,
+            );
+            record(
+                format!("blocks.{l}.hook_resid_post"),
+                max_abs(&k.resid_post[l], &layer.resid_post),
+                tol,
+            );
         }
-        record("dla.direct_embed".into(), max_abs(&k.dla_direct_embed, &r.dla_direct_embed), logit_tol);
-        record("dla.direct_pos".into(), max_abs(&k.dla_direct_pos, &r.dla_direct_pos), logit_tol);
-        record("dla.heads".into(), max_abs(&k.dla_heads, &r.dla_heads), logit_tol);
-        record("dla.bias_b_O".into(), max_abs(&k.dla_bias_b_o, &r.dla_bias_b_o), logit_tol);
+        record(
+            "dla.direct_embed".into(),
+            max_abs(&k.dla_direct_embed, &r.dla_direct_embed),
+            logit_tol,
+        );
+        record(
+            "dla.direct_pos".into(),
+            max_abs(&k.dla_direct_pos, &r.dla_direct_pos),
+            logit_tol,
+        );
+        record(
+            "dla.heads".into(),
+            max_abs(&k.dla_heads, &r.dla_heads),
+            logit_tol,
+        );
+        record(
+            "dla.bias_b_O".into(),
+            max_abs(&k.dla_bias_b_o, &r.dla_bias_b_o),
+            logit_tol,
+        );
         let v = cfg.d_vocab;
-        record("dla.bias_const".into(), max_abs(&k.dla_bias_const, &r.dla_bias_const[..v]), logit_tol);
+        record(
+            "dla.bias_const".into(),
+            max_abs(&k.dla_bias_const, &r.dla_bias_const[..v]),
+            logit_tol,
+        );
         if let (Some(kt), Some(rt)) = (&k.dla_heads_tl, &r.dla_heads_tl) {
             record("dla.heads_tl".into(), max_abs(kt, rt), logit_tol);
         }
@@ -155,11 +220,23 @@ pub fn validate(params: &Params, model: &Model<'_>, sequences: &[Vec<u32>]) -> R
             let kl = &k.logits[p * v..(p + 1) * v];
             let rl = &r.logits[p * v..(p + 1) * v];
             let k_top = crate::report::top_k(kl, 1)[0] as usize;
-            let r_top = (0..v).max_by(|&a, &b| rl[a].total_cmp(&rl[b]).then(b.cmp(&a))).unwrap_or(0);
+            let r_top = (0..v)
+                .max_by(|&a, &b| rl[a].total_cmp(&rl[b]).then(b.cmp(&a)))
+                .unwrap_or(0);
             agree += usize::from(k_top == r_top);
             let pk = probabilities(kl);
             let pr = softmax64(rl);
-            kl_sum += pr.iter().zip(&pk).map(|(&p, &q)| if p > 0.0 { p * (p / q.max(1e-300)).ln() } else { 0.0 }).sum::<f64>();
+            kl_sum += pr
+                .iter()
+                .zip(&pk)
+                .map(|(&p, &q)| {
+                    if p > 0.0 {
+                        p * (p / q.max(1e-300)).ln()
+                    } else {
+                        0.0
+                    }
+                })
+                .sum::<f64>();
             positions += 1;
         }
         bar.inc(1);
@@ -201,10 +278,19 @@ pub fn validate_command(
             let seqs = crate::commands::read_tokens_file(&path.to_path_buf())?;
             for (i, s) in seqs.iter().enumerate() {
                 if s.len() > cfg.n_ctx {
-                    bail!("sequence {} has {} tokens, longer than n_ctx {}", i + 1, s.len(), cfg.n_ctx);
+                    bail!(
+                        "sequence {} has {} tokens, longer than n_ctx {}",
+                        i + 1,
+                        s.len(),
+                        cfg.n_ctx
+                    );
                 }
                 if let Some(&t) = s.iter().find(|&&t| t as usize >= cfg.d_vocab) {
-                    bail!("sequence {} has token {t}, out of range (d_vocab = {})", i + 1, cfg.d_vocab);
+                    bail!(
+                        "sequence {} has token {t}, out of range (d_vocab = {})",
+                        i + 1,
+                        cfg.d_vocab
+                    );
                 }
             }
             seqs
@@ -214,7 +300,10 @@ pub fn validate_command(
     let report = validate(&params, &model, &sequences)?;
     report.print();
     if !report.passed() {
-        bail!("the kernel is outside tolerance on {}", model_path.display());
+        bail!(
+            "the kernel is outside tolerance on {}",
+            model_path.display()
+        );
     }
     Ok(report)
 }

@@ -6,7 +6,10 @@ use std::process::{Command, Output};
 use tinylens_tests::{assert_close, read_safetensors, tolerance};
 
 fn tinylens(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinylens")).args(args).output().expect("binary runs")
+    Command::new(env!("CARGO_BIN_EXE_tinylens"))
+        .args(args)
+        .output()
+        .expect("binary runs")
 }
 
 fn stdout(o: &Output) -> String {
@@ -18,7 +21,9 @@ fn stderr(o: &Output) -> String {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tl").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/tl")
+        .join(name)
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -30,9 +35,21 @@ fn tmp(name: &str) -> PathBuf {
 /// Runs and expects failure whose message contains `needle`.
 fn fails_with(args: &[&str], needle: &str) {
     let o = tinylens(args);
-    assert!(!o.status.success(), "{args:?} should fail; stdout:\n{}", stdout(&o));
-    assert!(stderr(&o).contains(needle), "{args:?}: expected {needle:?} in:\n{}", stderr(&o));
-    assert!(!stderr(&o).contains("panicked"), "{args:?} panicked:\n{}", stderr(&o));
+    assert!(
+        !o.status.success(),
+        "{args:?} should fail; stdout:\n{}",
+        stdout(&o)
+    );
+    assert!(
+        stderr(&o).contains(needle),
+        "{args:?}: expected {needle:?} in:\n{}",
+        stderr(&o)
+    );
+    assert!(
+        !stderr(&o).contains("panicked"),
+        "{args:?} panicked:\n{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -40,8 +57,11 @@ fn run_out_matches_transformer_lens() {
     for name in ["l2_ln", "l2_shortformer_ln", "l1_nonorm"] {
         let dir = fixture(name);
         let reference = read_safetensors(&dir.join("reference.safetensors"));
-        let tokens: Vec<String> =
-            reference["tokens"].row(1).iter().map(|&t| (t as u32).to_string()).collect();
+        let tokens: Vec<String> = reference["tokens"]
+            .row(1)
+            .iter()
+            .map(|&t| (t as u32).to_string())
+            .collect();
         let out = tmp(&format!("{name}-hooks.safetensors"));
         let o = tinylens(&[
             "run",
@@ -55,15 +75,35 @@ fn run_out_matches_transformer_lens() {
         assert!(stdout(&o).contains("top 5 next tokens"));
         assert!(stdout(&o).contains("head 0.1"));
         let ours = read_safetensors(&out);
-        assert_close("logits", &ours["logits"].data, reference["logits"].row(1), tolerance::LOGIT);
+        assert_close(
+            "logits",
+            &ours["logits"].data,
+            reference["logits"].row(1),
+            tolerance::LOGIT,
+        );
         for l in 0..2usize.min(if name == "l1_nonorm" { 1 } else { 2 }) {
             let key = format!("blocks.{l}.attn.hook_pattern");
-            assert_close(&key, &ours[&key].data, reference[&key].row(1), tolerance::PATTERN);
+            assert_close(
+                &key,
+                &ours[&key].data,
+                reference[&key].row(1),
+                tolerance::PATTERN,
+            );
             let key = format!("blocks.{l}.hook_resid_post");
-            assert_close(&key, &ours[&key].data, reference[&key].row(1), tolerance::ACTIVATION);
+            assert_close(
+                &key,
+                &ours[&key].data,
+                reference[&key].row(1),
+                tolerance::ACTIVATION,
+            );
         }
         for key in ["dla.direct", "dla.direct_embed", "dla.direct_pos"] {
-            assert_close(key, &ours[key].data, reference[key].row(1), tolerance::LOGIT);
+            assert_close(
+                key,
+                &ours[key].data,
+                reference[key].row(1),
+                tolerance::LOGIT,
+            );
         }
         assert_eq!(ours["dla.heads"].shape[1], tokens.len());
         assert_eq!(ours.contains_key("dla.heads_tl"), name != "l1_nonorm");
@@ -98,7 +138,12 @@ fn quantize_then_run_the_blob_gives_the_checkpoints_numbers() {
     let o = tinylens(&["inspect", blob.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    for needle in ["(verified)", "blocks.2.attn.W_O", "[2, 8, 16]", "vocab:     32 tokens"] {
+    for needle in [
+        "(verified)",
+        "blocks.2.attn.W_O",
+        "[2, 8, 16]",
+        "vocab:     32 tokens",
+    ] {
         assert!(text.contains(needle), "inspect lacks {needle:?}:\n{text}");
     }
 
@@ -119,7 +164,13 @@ fn demo_runs_the_embedded_model() {
     let o = tinylens(&["demo"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    for needle in ["top 5 next tokens", "attribution of logit", "head 1.3", "sum", "greedy"] {
+    for needle in [
+        "top 5 next tokens",
+        "attribution of logit",
+        "head 1.3",
+        "sum",
+        "greedy",
+    ] {
         assert!(text.contains(needle), "demo lacks {needle:?}:\n{text}");
     }
 }
@@ -128,16 +179,30 @@ fn demo_runs_the_embedded_model() {
 fn bad_input_gets_a_clear_error() {
     let ckpt = fixture("l2_ln").join("model.safetensors");
     let ckpt = ckpt.to_str().unwrap();
-    fails_with(&["run", ckpt, "--tokens", "1,2,40"], "token 40 is out of range");
+    fails_with(
+        &["run", ckpt, "--tokens", "1,2,40"],
+        "token 40 is out of range",
+    );
     fails_with(&["run", ckpt, "--tokens", "1,x"], "is not a token id");
     fails_with(&["run", ckpt, "--prompt", "hello!"], "'!' at byte 5");
-    fails_with(&["run", ckpt, "--prompt", &"a".repeat(25)], "longer than the model's context");
-    fails_with(&["run", "/nonexistent/model.tlb", "--tokens", "1"], "cannot read");
-    fails_with(&["quantize", ckpt, "-o", "/tmp/x.tlb", "--format", "q4"], "unsupported --format");
+    fails_with(
+        &["run", ckpt, "--prompt", &"a".repeat(25)],
+        "longer than the model's context",
+    );
+    fails_with(
+        &["run", "/nonexistent/model.tlb", "--tokens", "1"],
+        "cannot read",
+    );
+    fails_with(
+        &["quantize", ckpt, "-o", "/tmp/x.tlb", "--format", "q4"],
+        "unsupported --format",
+    );
 
     // Blobs: truncated, corrupted, wrong version.
     let blob = tmp("bad-src.tlb");
-    assert!(tinylens(&["quantize", ckpt, "-o", blob.to_str().unwrap()]).status.success());
+    assert!(tinylens(&["quantize", ckpt, "-o", blob.to_str().unwrap()])
+        .status
+        .success());
     let good = std::fs::read(&blob).unwrap();
     let write = |name: &str, bytes: &[u8]| {
         let p = tmp(name);
@@ -159,5 +224,8 @@ fn bad_input_gets_a_clear_error() {
 
     // Validate refuses a blob of another model.
     let other = fixture("l2_nonorm").join("model.safetensors");
-    fails_with(&["validate", other.to_str().unwrap(), blob.to_str().unwrap()], "does not match");
+    fails_with(
+        &["validate", other.to_str().unwrap(), blob.to_str().unwrap()],
+        "does not match",
+    );
 }

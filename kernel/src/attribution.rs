@@ -95,7 +95,7 @@ pub enum Target {
 impl Decoder<'_, '_> {
     /// Element `i` of the residual-stream vector a term adds at the current position.
     /// Heads are recomputed from `z` on the fly (`result_h[i] = sum_k z_h[k] W_O[h][k, i]`),
-    /// so no [heads, d_model] buffer is kept.
+    /// so no `[heads, d_model]` buffer is kept.
     fn component(&self, term: Term, i: usize) -> f32 {
         let Config {
             d_model,
@@ -152,7 +152,7 @@ impl Decoder<'_, '_> {
 
     /// Attributes one logit (or a logit difference) of the current position to every term:
     /// `out[k]` is term [`Term::nth`]`(k)`'s contribution, `out`: [Term::count]. Needs no
-    /// [terms, d_vocab] memory: it reads one column of `W_U` per target token.
+    /// `[terms, d_vocab]` memory: it reads one column of `W_U` per target token.
     pub fn attribute(
         &self,
         target: Target,

@@ -16,7 +16,7 @@ use crate::{Config, Error, Model, Norm, PosEmbed};
 /// `x_0 = W_E[t] + W_pos[p]`. Pass `w_pos = None` when positions do not enter the residual
 /// stream (shortformer, or no positional embedding).
 ///
-/// `w_e`: [d_vocab, d_model], `w_pos`: [n_ctx, d_model], `x`: [d_model]
+/// `w_e`: `[d_vocab, d_model]`, `w_pos`: `[n_ctx, d_model]`, `x`: `[d_model]`
 pub fn embed(w_e: &[f32], w_pos: Option<&[f32]>, token: usize, pos: usize, x: &mut [f32]) {
     let d_model = x.len();
     x.copy_from_slice(&w_e[token * d_model..][..d_model]);
@@ -29,7 +29,7 @@ pub fn embed(w_e: &[f32], w_pos: Option<&[f32]>, token: usize, pos: usize, x: &m
 /// `out = (x - mean(x)) / scale * w + b`, `scale = sqrt(mean((x - mean(x))^2) + eps)`.
 /// Returns `scale` (TransformerLens' `hook_scale`), which attribution freezes.
 ///
-/// `x`, `out`: [d_model]
+/// `x`, `out`: `[d_model]`
 pub fn layer_norm(x: &[f32], ln: &LnWeights<'_>, eps: f32, out: &mut [f32]) -> f32 {
     let n = x.len() as f32;
     let mean = x.iter().sum::<f32>() / n;
@@ -44,7 +44,7 @@ pub fn layer_norm(x: &[f32], ln: &LnWeights<'_>, eps: f32, out: &mut [f32]) -> f
 /// A row vector times a matrix, plus an optional bias: `out = x @ w + b`.
 /// Written as a sum of scaled rows of `w`, so the inner loop runs over contiguous memory.
 ///
-/// `x`: [d_in], `w`: [d_in, d_out], `b`, `out`: [d_out]
+/// `x`: `[d_in]`, `w`: `[d_in, d_out]`, `b`, `out`: `[d_out]`
 pub fn matvec(x: &[f32], w: &[f32], b: Option<&[f32]>, out: &mut [f32]) {
     match b {
         Some(b) => out.copy_from_slice(b),
@@ -60,7 +60,7 @@ pub fn matvec(x: &[f32], w: &[f32], b: Option<&[f32]>, out: &mut [f32]) {
 /// Attention scores of one query against the keys of positions `0..=i` (the causal mask is
 /// the length of `scores`): `score_j = q · k_j / sqrt(d_head)`.
 ///
-/// `q`: [d_head], `keys`: [>= n, d_head], `scores`: [n]
+/// `q`: `[d_head]`, `keys`: `[>= n, d_head]`, `scores`: `[n]`
 pub fn attention_scores(q: &[f32], keys: &[f32], scores: &mut [f32]) {
     let attn_scale = libm::sqrtf(q.len() as f32);
     for (s, k) in scores.iter_mut().zip(keys.chunks_exact(q.len())) {
@@ -70,7 +70,7 @@ pub fn attention_scores(q: &[f32], keys: &[f32], scores: &mut [f32]) {
 
 /// Softmax in place, shifted by the maximum for range: `A_j = exp(s_j) / sum_k exp(s_k)`.
 ///
-/// `x`: [n]
+/// `x`: `[n]`
 pub fn softmax(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
@@ -85,7 +85,7 @@ pub fn softmax(x: &mut [f32]) {
 
 /// The attention-weighted sum of values: `z = sum_j A_j v_j`.
 ///
-/// `pattern`: [n], `values`: [>= n, d_head], `z`: [d_head]
+/// `pattern`: `[n]`, `values`: `[>= n, d_head]`, `z`: `[d_head]`
 pub fn mix_values(pattern: &[f32], values: &[f32], z: &mut [f32]) {
     z.fill(0.0);
     for (&a, v) in pattern.iter().zip(values.chunks_exact(z.len())) {
@@ -98,14 +98,14 @@ pub fn mix_values(pattern: &[f32], values: &[f32], z: &mut [f32]) {
 /// What one head writes into the residual stream: `result_h = z_h @ W_O[h]`.
 /// Together with [`mix_values`] and the value projection this is the OV circuit.
 ///
-/// `z`: [d_head], `w_o`: [d_head, d_model], `out`: [d_model]
+/// `z`: `[d_head]`, `w_o`: `[d_head, d_model]`, `out`: `[d_model]`
 pub fn head_result(z: &[f32], w_o: &[f32], out: &mut [f32]) {
     matvec(z, w_o, None, out);
 }
 
 /// The unembedding: `logits = x @ W_U + b_U`.
 ///
-/// `x`: [d_model], `w_u`: [d_model, d_vocab], `b_u`, `logits`: [d_vocab]
+/// `x`: `[d_model]`, `w_u`: `[d_model, d_vocab]`, `b_u`, `logits`: `[d_vocab]`
 pub fn unembed(x: &[f32], w_u: &[f32], b_u: &[f32], logits: &mut [f32]) {
     matvec(x, w_u, Some(b_u), logits);
 }
@@ -130,12 +130,12 @@ pub fn add(x: &mut [f32], y: &[f32]) {
 /// method has an empty default; `()` watches nothing and costs nothing.
 pub trait Hooks {
     /// `blocks.{layer}.attn.hook_result[pos, head]`: what `head` adds to the residual stream
-    /// at this position. `result`: [d_model]
+    /// at this position. `result`: `[d_model]`
     fn result(&mut self, layer: usize, head: usize, result: &[f32]) {
         let _ = (layer, head, result);
     }
     /// `blocks.{layer}.hook_resid_post[pos]`: the residual stream after the layer.
-    /// `resid`: [d_model]
+    /// `resid`: `[d_model]`
     fn resid_post(&mut self, layer: usize, resid: &[f32]) {
         let _ = (layer, resid);
     }
@@ -193,22 +193,22 @@ pub struct Decoder<'m, 's> {
     pub(crate) final_scale: f32,
     /// Whether `logits` (and `final_scale`) belong to the current position.
     pub(crate) has_logits: bool,
-    /// Keys: [n_layers, n_heads, ctx, d_head]
+    /// Keys: `[n_layers, n_heads, ctx, d_head]`
     pub(crate) k_cache: &'s mut [f32],
-    /// Values: [n_layers, n_heads, ctx, d_head]
+    /// Values: `[n_layers, n_heads, ctx, d_head]`
     pub(crate) v_cache: &'s mut [f32],
-    /// The residual stream at the current position: [d_model]
+    /// The residual stream at the current position: `[d_model]`
     pub(crate) resid: &'s mut [f32],
     /// The input of the heads (`ln1(x)`, plus `W_pos` for queries and keys of shortformer
-    /// models), then scratch for one head's result: [d_model]
+    /// models), then scratch for one head's result: `[d_model]`
     pub(crate) normed: &'s mut [f32],
-    /// The query of one head: [d_head]
+    /// The query of one head: `[d_head]`
     pub(crate) q: &'s mut [f32],
-    /// Attention of the current position to positions `0..pos`: [n_layers, n_heads, ctx]
+    /// Attention of the current position to positions `0..pos`: `[n_layers, n_heads, ctx]`
     pub(crate) pattern: &'s mut [f32],
-    /// `z` of the current position: [n_layers, n_heads, d_head]
+    /// `z` of the current position: `[n_layers, n_heads, d_head]`
     pub(crate) z: &'s mut [f32],
-    /// Logits of the current position: [d_vocab]
+    /// Logits of the current position: `[d_vocab]`
     pub(crate) logits: &'s mut [f32],
 }
 
@@ -292,7 +292,7 @@ impl<'m, 's> Decoder<'m, 's> {
         self.has_logits = false;
     }
 
-    /// Appends `token` at the next position and returns its logits: [d_vocab].
+    /// Appends `token` at the next position and returns its logits: `[d_vocab]`.
     pub fn step(&mut self, token: u32) -> Result<&[f32], Error> {
         self.step_with(token, &mut ())
     }
@@ -356,7 +356,7 @@ impl<'m, 's> Decoder<'m, 's> {
         self.prefill(recent)
     }
 
-    /// Logits of the current position: [d_vocab].
+    /// Logits of the current position: `[d_vocab]`.
     pub fn logits(&self) -> Result<&[f32], Error> {
         if self.has_logits {
             Ok(self.logits)
@@ -365,7 +365,7 @@ impl<'m, 's> Decoder<'m, 's> {
         }
     }
 
-    /// The residual stream at the current position after the last layer: [d_model].
+    /// The residual stream at the current position after the last layer: `[d_model]`.
     pub fn resid(&self) -> &[f32] {
         self.resid
     }
@@ -377,7 +377,7 @@ impl<'m, 's> Decoder<'m, 's> {
         Ok(&self.pattern[i * self.ctx..][..self.pos])
     }
 
-    /// `z` of the current position in `head` of `layer`: [d_head], TransformerLens' `hook_z`.
+    /// `z` of the current position in `head` of `layer`: `[d_head]`, TransformerLens' `hook_z`.
     pub fn z(&self, layer: usize, head: usize) -> Result<&[f32], Error> {
         let i = self.head_index(layer, head)?;
         Ok(&self.z[i * self.cfg.d_head..][..self.cfg.d_head])

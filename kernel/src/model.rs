@@ -3,12 +3,12 @@
 use crate::blob::{tensors, Blob, Layout, NumberFormat, TensorId, Vocab};
 use crate::{Config, Error};
 
-/// LayerNorm parameters: `w` and `b`, both [d_model].
+/// LayerNorm parameters: `w` and `b`, both `[d_model]`.
 #[derive(Clone, Copy, Debug)]
 pub struct LnWeights<'a> {
-    /// Scale, [d_model].
+    /// Scale, `[d_model]`.
     pub w: &'a [f32],
-    /// Shift, [d_model].
+    /// Shift, `[d_model]`.
     pub b: &'a [f32],
 }
 
@@ -17,21 +17,21 @@ pub struct LnWeights<'a> {
 pub struct LayerWeights<'a> {
     /// `ln1`, when the model has LayerNorm.
     pub ln1: Option<LnWeights<'a>>,
-    /// `W_Q`: [n_heads, d_model, d_head]
+    /// `W_Q`: `[n_heads, d_model, d_head]`
     pub w_q: &'a [f32],
-    /// `W_K`: [n_heads, d_model, d_head]
+    /// `W_K`: `[n_heads, d_model, d_head]`
     pub w_k: &'a [f32],
-    /// `W_V`: [n_heads, d_model, d_head]
+    /// `W_V`: `[n_heads, d_model, d_head]`
     pub w_v: &'a [f32],
-    /// `b_Q`: [n_heads, d_head]
+    /// `b_Q`: `[n_heads, d_head]`
     pub b_q: &'a [f32],
-    /// `b_K`: [n_heads, d_head]
+    /// `b_K`: `[n_heads, d_head]`
     pub b_k: &'a [f32],
-    /// `b_V`: [n_heads, d_head]
+    /// `b_V`: `[n_heads, d_head]`
     pub b_v: &'a [f32],
-    /// `W_O`: [n_heads, d_head, d_model]
+    /// `W_O`: `[n_heads, d_head, d_model]`
     pub w_o: &'a [f32],
-    /// `b_O`: [d_model]
+    /// `b_O`: `[d_model]`
     pub b_o: &'a [f32],
 }
 
@@ -50,12 +50,12 @@ impl<'a> F32Weights<'a> {
         self.data.get(offset..offset + len).unwrap_or(&[])
     }
 
-    /// `embed.W_E`: [d_vocab, d_model]
+    /// `embed.W_E`: `[d_vocab, d_model]`
     pub fn w_e(&self) -> &'a [f32] {
         self.slice(self.layout.w_e, self.config.d_vocab * self.config.d_model)
     }
 
-    /// `pos_embed.W_pos`: [n_ctx, d_model], when the model has a positional embedding.
+    /// `pos_embed.W_pos`: `[n_ctx, d_model]`, when the model has a positional embedding.
     pub fn w_pos(&self) -> Option<&'a [f32]> {
         match self.config.pos {
             crate::PosEmbed::None => None,
@@ -101,12 +101,12 @@ impl<'a> F32Weights<'a> {
         }
     }
 
-    /// `unembed.W_U`: [d_model, d_vocab]
+    /// `unembed.W_U`: `[d_model, d_vocab]`
     pub fn w_u(&self) -> &'a [f32] {
         self.slice(self.layout.w_u, self.config.d_model * self.config.d_vocab)
     }
 
-    /// `unembed.b_U`: [d_vocab]
+    /// `unembed.b_U`: `[d_vocab]`
     pub fn b_u(&self) -> &'a [f32] {
         self.slice(self.layout.b_u, self.config.d_vocab)
     }

@@ -30,7 +30,11 @@ pub fn fixture_models() -> Vec<PathBuf> {
         .filter(|p| p.join("reference.safetensors").exists())
         .collect();
     dirs.sort();
-    assert!(!dirs.is_empty(), "no fixtures found in {}", fixtures_dir().display());
+    assert!(
+        !dirs.is_empty(),
+        "no fixtures found in {}",
+        fixtures_dir().display()
+    );
     dirs
 }
 
@@ -71,7 +75,13 @@ pub fn read_safetensors(path: &Path) -> HashMap<String, Array> {
                     .collect(),
                 other => panic!("{name}: unexpected dtype {other:?}"),
             };
-            (name, Array { shape: view.shape().to_vec(), data })
+            (
+                name,
+                Array {
+                    shape: view.shape().to_vec(),
+                    data,
+                },
+            )
         })
         .collect()
 }
@@ -79,11 +89,17 @@ pub fn read_safetensors(path: &Path) -> HashMap<String, Array> {
 /// The largest |a - b|, asserting equal lengths.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Asserts `max |a - b| <= tol`, printing the name, the difference and the tolerance.
 pub fn assert_close(name: &str, actual: &[f32], expected: &[f32], tol: f32) {
     let diff = max_abs_diff(actual, expected);
-    assert!(diff <= tol, "{name}: max |actual - expected| = {diff:e} > tolerance {tol:e}");
+    assert!(
+        diff <= tol,
+        "{name}: max |actual - expected| = {diff:e} > tolerance {tol:e}"
+    );
 }

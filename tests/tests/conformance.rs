@@ -20,7 +20,9 @@ fn kernel_matches_transformer_lens_on_every_fixture() {
         let cfg = *model.config();
         let reference = read_safetensors(&dir.join("reference.safetensors"));
         let get = |key: &str| {
-            reference.get(key).unwrap_or_else(|| panic!("{name}: reference lacks {key}"))
+            reference
+                .get(key)
+                .unwrap_or_else(|| panic!("{name}: reference lacks {key}"))
         };
         let tokens = get("tokens");
         let (batch, seq) = (tokens.shape[0], tokens.shape[1]);
@@ -30,7 +32,12 @@ fn kernel_matches_transformer_lens_on_every_fixture() {
             let ids: Vec<u32> = tokens.row(b).iter().map(|&t| t as u32).collect();
             let t = trace(&model, &ids).unwrap();
             let at = |what: &str| format!("{name} row {b} {what}");
-            assert_close(&at("logits"), &t.logits, get("logits").row(b), tolerance::LOGIT);
+            assert_close(
+                &at("logits"),
+                &t.logits,
+                get("logits").row(b),
+                tolerance::LOGIT,
+            );
             for layer in 0..l {
                 let key = |hook: &str| format!("blocks.{layer}.{hook}");
                 assert_close(
@@ -44,7 +51,12 @@ fn kernel_matches_transformer_lens_on_every_fixture() {
                     ("attn.hook_result", &t.result[layer]),
                     ("hook_resid_post", &t.resid_post[layer]),
                 ] {
-                    assert_close(&at(&key(hook)), ours, get(&key(hook)).row(b), tolerance::ACTIVATION);
+                    assert_close(
+                        &at(&key(hook)),
+                        ours,
+                        get(&key(hook)).row(b),
+                        tolerance::ACTIVATION,
+                    );
                 }
             }
             for (key, ours) in [
@@ -69,15 +81,22 @@ fn kernel_matches_transformer_lens_on_every_fixture() {
                 let theirs = get(key);
                 for k in 0..n {
                     let row = &theirs.data[((k * batch) + b) * seq * v..][..seq * v];
-                    assert_close(&at(&format!("{key}[{k}]")), &ours[k * seq * v..][..seq * v], row, tolerance::LOGIT);
+                    assert_close(
+                        &at(&format!("{key}[{k}]")),
+                        &ours[k * seq * v..][..seq * v],
+                        row,
+                        tolerance::LOGIT,
+                    );
                 }
             };
             stacked("dla.heads", l * h, &t.dla_heads);
             stacked("dla.bias_b_O", l, &t.dla_bias_b_o);
             match cfg.norm {
-                Norm::LayerNorm { .. } => {
-                    stacked("dla.heads_tl", l * h, t.dla_heads_tl.as_ref().expect("LN model"))
-                }
+                Norm::LayerNorm { .. } => stacked(
+                    "dla.heads_tl",
+                    l * h,
+                    t.dla_heads_tl.as_ref().expect("LN model"),
+                ),
                 Norm::None => assert!(t.dla_heads_tl.is_none()),
             }
         }
@@ -106,5 +125,9 @@ fn fixtures_cover_the_promised_variants() {
             .iter()
             .any(|(_, t)| t.dtype() == safetensors::Dtype::F16);
     }
-    assert_eq!(variants, (true, true, true, true, true, true), "fixtures: {names:?}");
+    assert_eq!(
+        variants,
+        (true, true, true, true, true, true),
+        "fixtures: {names:?}"
+    );
 }

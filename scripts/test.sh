@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it. Installs what it needs (Rust targets and components),
+# then: formatting, clippy, the host tests (kernel, CLI, conformance to TransformerLens),
+# the kernel built for the embedded targets, and the docs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+EMBEDDED_TARGETS=(thumbv6m-none-eabi thumbv7m-none-eabi thumbv7em-none-eabihf riscv32imac-unknown-none-elf)
+
+step "toolchain: targets and components"
+installed=$(rustup target list --installed)
+for t in "${EMBEDDED_TARGETS[@]}"; do
+  grep -qx "$t" <<<"$installed" || rustup target add "$t"
+done
+rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy -D warnings (workspace, all targets)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "kernel: no_std builds for the embedded targets"
+for t in "${EMBEDDED_TARGETS[@]}"; do
+  cargo build -p tinylens --release --target "$t"
+  # The kernel has no std and no allocator in its dependency tree on these targets.
+  cargo clippy -p tinylens --target "$t" -- -D warnings
+done
+
+step "docs (-D warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --lib
+
+step "tests (kernel, CLI, conformance to TransformerLens, benches' sanity checks)"
+cargo test --workspace
