@@ -123,7 +123,8 @@ impl Decoder<'_, '_> {
         }
     }
 
-    /// The per-dimension weight of the final LayerNorm under `conv`, and the frozen scale.
+    /// The weight of residual dimension `i` through the final LayerNorm under `conv`:
+    /// `ln_final.w[i]` in the exact split, 1 otherwise.
     fn ln_factors(&self, conv: LnConvention, i: usize) -> f32 {
         match (self.w.ln_final(), conv) {
             (Some(ln), LnConvention::Exact) => ln.w[i],

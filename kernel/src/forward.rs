@@ -227,7 +227,12 @@ impl<'m, 's> Decoder<'m, 's> {
         ctx: usize,
     ) -> Result<Self, Error> {
         let cfg = *model.config();
-        if ctx > cfg.n_ctx || ctx == 0 {
+        if ctx == 0 {
+            return Err(Error::BadConfig(
+                "a decoder needs a context of at least 1 position",
+            ));
+        }
+        if ctx > cfg.n_ctx {
             return Err(Error::ContextTooLong {
                 requested: ctx,
                 n_ctx: cfg.n_ctx,
@@ -346,6 +351,9 @@ impl<'m, 's> Decoder<'m, 's> {
     /// # Ok(()) }
     /// ```
     pub fn slide(&mut self, recent: &[u32]) -> Result<&[f32], Error> {
+        if recent.is_empty() {
+            return Err(Error::EmptyPrompt);
+        }
         if recent.len() > self.ctx {
             return Err(Error::ContextFull { capacity: self.ctx });
         }

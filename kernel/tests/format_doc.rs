@@ -54,7 +54,9 @@ fn format_md_example_is_what_the_writer_writes() {
     let dump = hex_dump(&bytes);
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../FORMAT.md"))
         .expect("FORMAT.md at the repository root");
-    let start = doc.find("<!-- example-hex -->\n```text\n").expect("example marker in FORMAT.md");
+    let start = doc
+        .find("<!-- example-hex -->\n```text\n")
+        .expect("example marker in FORMAT.md");
     let body = &doc[start + "<!-- example-hex -->\n```text\n".len()..];
     let end = body.find("```").expect("end of the example block");
     assert_eq!(
