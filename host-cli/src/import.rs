@@ -193,12 +193,8 @@ impl fmt::Display for ImportError {
 }
 
 impl std::error::Error for ImportError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
+    // The I/O error's text is already part of this error's message, so it is not repeated
+    // as a source (a chain printer would print it twice).
 }
 
 // ------------------------------------------------------------------------------------------------

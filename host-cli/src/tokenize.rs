@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 /// Unknown text is an error naming the character and its position.
 pub fn encode(vocab: &[String], text: &str) -> Result<Vec<u32>> {
     if text.is_empty() {
-        bail!("the prompt is empty");
+        bail!("the prompt has no tokens");
     }
     let mut ids = Vec::new();
     let mut rest = text;

@@ -229,3 +229,95 @@ fn bad_input_gets_a_clear_error() {
         "does not match",
     );
 }
+
+/// Writes a copy of a fixture checkpoint with `edit` applied to its tensor list, beside a copy
+/// of its config.json, and returns the checkpoint's path.
+fn edited_checkpoint(
+    name: &str,
+    edit: impl FnOnce(&mut Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>),
+) -> String {
+    let src = fixture("l1_nonorm");
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+        .collect();
+    edit(&mut tensors);
+    let dir = tmp(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(src.join("config.json"), dir.join("config.json")).unwrap();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    let path = dir.join("model.safetensors");
+    safetensors::serialize_to_file(views, None, &path).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn bad_checkpoints_name_the_tensor() {
+    let out = tmp("never-written.tlb");
+    let out = out.to_str().unwrap();
+    let missing = edited_checkpoint("missing", |t| t.retain(|(n, ..)| n != "blocks.0.attn.W_V"));
+    fails_with(
+        &["quantize", &missing, "-o", out],
+        "missing tensor blocks.0.attn.W_V",
+    );
+    let shape = edited_checkpoint("shape", |t| {
+        let e = t.iter_mut().find(|(n, ..)| n == "embed.W_E").unwrap();
+        e.2 = vec![e.2[0] * 2, e.2[1] / 2];
+    });
+    fails_with(
+        &["quantize", &shape, "-o", out],
+        "tensor embed.W_E has shape [80, 16], expected [40, 32]",
+    );
+    let dtype = edited_checkpoint("dtype", |t| {
+        let e = t
+            .iter_mut()
+            .find(|(n, ..)| n == "blocks.0.attn.W_Q")
+            .unwrap();
+        e.1 = safetensors::Dtype::I32;
+    });
+    fails_with(
+        &["quantize", &dtype, "-o", out],
+        "tensor blocks.0.attn.W_Q has unsupported dtype I32",
+    );
+    let nan = edited_checkpoint("nan", |t| {
+        let e = t.iter_mut().find(|(n, ..)| n == "unembed.W_U").unwrap();
+        e.3[8..12].copy_from_slice(&f32::NAN.to_le_bytes());
+    });
+    fails_with(
+        &["quantize", &nan, "-o", out],
+        "tensor unembed.W_U contains a non-finite value (NaN)",
+    );
+    let mlp = edited_checkpoint("mlp", |t| {
+        t.push((
+            "blocks.0.mlp.W_in".into(),
+            safetensors::Dtype::F32,
+            vec![2],
+            vec![0; 8],
+        ));
+    });
+    fails_with(
+        &["quantize", &mlp, "-o", out],
+        "not attention-only: found MLP tensor blocks.0.mlp.W_in",
+    );
+    fails_with(
+        &[
+            "run",
+            &fixture("l2_ln").join("model.safetensors").to_string_lossy(),
+            "--prompt",
+            "",
+        ],
+        "the prompt has no tokens",
+    );
+    assert!(!Path::new(out).exists(), "a failed quantize writes nothing");
+}
