@@ -16,7 +16,7 @@
 //! - [`LnConvention::TransformerLens`]: `f(c) = (c - mean(c)) / scale`, as TransformerLens'
 //!   `apply_ln_to_stack` does (it expects `ln_final.w` folded into `W_U`).
 
-use crate::forward::{matvec, Decoder};
+use crate::forward::Decoder;
 use crate::{Config, Error, Norm, PosEmbed};
 
 /// One term of the path expansion.
@@ -105,20 +105,19 @@ impl Decoder<'_, '_> {
         } = self.cfg;
         let p = self.pos - 1;
         match term {
-            Term::Embed => self.w.w_e()[self.token as usize * d_model + i],
-            Term::Pos => match (self.cfg.pos, self.w.w_pos()) {
-                (PosEmbed::Standard, Some(w_pos)) => w_pos[p * d_model + i],
+            Term::Embed => self.w.w_e_at(self.token as usize, i, d_model),
+            Term::Pos => match self.cfg.pos {
+                PosEmbed::Standard => self.w.w_pos_at(p, i, d_model),
                 _ => 0.0,
             },
             Term::Head { layer, head } => {
                 let z = &self.z[(layer * n_heads + head) * d_head..][..d_head];
-                let w_o = &self.w.layer(layer).w_o[head * d_head * d_model..];
                 z.iter()
                     .enumerate()
-                    .map(|(k, zk)| zk * w_o[k * d_model + i])
+                    .map(|(k, zk)| zk * self.w.w_o_at(layer, head, k, i, d_head, d_model))
                     .sum()
             }
-            Term::BiasO { layer } => self.w.layer(layer).b_o[i],
+            Term::BiasO { layer } => self.w.b_o(layer)[i],
             Term::Const => 0.0,
         }
     }
@@ -175,9 +174,9 @@ impl Decoder<'_, '_> {
         let Config {
             d_model, d_vocab, ..
         } = self.cfg;
-        let w_u = self.w.w_u();
+        let w_u = |i: usize, v: usize| self.w.w_u_at(i, v, d_vocab);
         // u = W_U[:, a] - W_U[:, b], the direction in the residual stream that reads the target.
-        let u = |i: usize| w_u[i * d_vocab + a] - b.map_or(0.0, |b| w_u[i * d_vocab + b]);
+        let u = |i: usize| w_u(i, a) - b.map_or(0.0, |b| w_u(i, b));
         let has_ln = matches!(self.cfg.norm, Norm::LayerNorm { .. });
         let wu_sum: f32 = (0..d_model).map(|i| self.ln_factors(conv, i) * u(i)).sum();
         for (k, o) in out.iter_mut().enumerate() {
@@ -228,7 +227,7 @@ impl Decoder<'_, '_> {
             if term == Term::Const {
                 let b_u = self.w.b_u();
                 match self.w.ln_final() {
-                    Some(ln) => matvec(ln.b, self.w.w_u(), Some(b_u), row),
+                    Some(ln) => self.w.unembed(ln.b, true, row),
                     None => row.copy_from_slice(b_u),
                 }
                 continue;
@@ -244,7 +243,7 @@ impl Decoder<'_, '_> {
                         (self.normed[i] - mean) / self.final_scale * self.ln_factors(conv, i);
                 }
             }
-            matvec(self.normed, self.w.w_u(), None, row);
+            self.w.unembed(self.normed, false, row);
         }
         Ok(())
     }

@@ -40,23 +40,74 @@ pub const fn align_up(n: usize) -> usize {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NumberFormat {
-    /// Every tensor `f32`; the forward pass in `f32` (`forward.rs`).
+    /// Every tensor `f32`; the forward pass in `f32` (`forward.rs`). Cargo feature `f32`.
     F32,
+    /// int8 matrices with one `f32` scale per output column, everything else `f32`;
+    /// activations in `f32` (`forward_i8.rs`). For cores with an FPU. Cargo feature `i8`.
+    I8,
+    /// Full integer: int8 matrices, int16/int8 activations, i32 accumulators, every scale
+    /// a precomputed multiplier and shift; no float at run time (`forward_int.rs`). For cores
+    /// without an FPU. Cargo feature `int`.
+    Int,
+    /// int8 matrices with one `f32` scale per block of 32 consecutive elements (GGML's
+    /// Q8_0 grouping), everything else `f32`; activations in `f32`. Cargo feature `i8`.
+    I8Block32,
 }
 
 impl NumberFormat {
+    /// Every format, in code order.
+    pub const ALL: [NumberFormat; 4] = [
+        NumberFormat::F32,
+        NumberFormat::I8,
+        NumberFormat::Int,
+        NumberFormat::I8Block32,
+    ];
+
     /// The code stored in the header.
     pub const fn code(self) -> u32 {
         match self {
             NumberFormat::F32 => 0,
+            NumberFormat::I8 => 1,
+            NumberFormat::Int => 2,
+            NumberFormat::I8Block32 => 3,
         }
     }
 
-    /// The format of a header code, if this kernel runs it.
+    /// The format of a header code, if this build of the kernel runs it (each format has a
+    /// Cargo feature; all are on by default).
     pub const fn from_code(code: u32) -> Result<Self, Error> {
+        match Self::from_code_any(code) {
+            Some(f) if f.is_built() => Ok(f),
+            _ => Err(Error::UnsupportedFormat(code)),
+        }
+    }
+
+    /// The format of a header code, whether or not this build runs it.
+    pub const fn from_code_any(code: u32) -> Option<Self> {
         match code {
-            0 => Ok(NumberFormat::F32),
-            other => Err(Error::UnsupportedFormat(other)),
+            0 => Some(NumberFormat::F32),
+            1 => Some(NumberFormat::I8),
+            2 => Some(NumberFormat::Int),
+            3 => Some(NumberFormat::I8Block32),
+            _ => None,
+        }
+    }
+
+    /// Whether this build of the kernel runs the format (its Cargo feature is on).
+    pub const fn is_built(self) -> bool {
+        match self {
+            NumberFormat::F32 => cfg!(feature = "f32"),
+            NumberFormat::I8 | NumberFormat::I8Block32 => cfg!(feature = "i8"),
+            NumberFormat::Int => cfg!(feature = "int"),
+        }
+    }
+
+    /// The Cargo feature of the kernel that runs the format.
+    pub const fn feature(self) -> &'static str {
+        match self {
+            NumberFormat::F32 => "f32",
+            NumberFormat::I8 | NumberFormat::I8Block32 => "i8",
+            NumberFormat::Int => "int",
         }
     }
 
@@ -64,6 +115,30 @@ impl NumberFormat {
     pub const fn name(self) -> &'static str {
         match self {
             NumberFormat::F32 => "f32",
+            NumberFormat::I8 => "i8",
+            NumberFormat::Int => "int",
+            NumberFormat::I8Block32 => "i8-block32",
+        }
+    }
+
+    /// The format named `name` (as [`name`](Self::name) spells it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// Whether the matrices are int8 (every format but `f32`).
+    pub const fn is_quantized(self) -> bool {
+        !matches!(self, NumberFormat::F32)
+    }
+
+    /// The element type of tensor `kind` in this format.
+    pub const fn dtype(self, kind: TensorKind) -> DType {
+        use TensorKind::*;
+        match (self, kind) {
+            (NumberFormat::F32, _) => DType::F32,
+            (_, WE | WPos | WQ | WK | WV | WO | WU) => DType::I8,
+            (NumberFormat::Int, _) => DType::I32,
+            _ => DType::F32,
         }
     }
 }
@@ -74,6 +149,10 @@ impl NumberFormat {
 pub enum DType {
     /// IEEE 754 binary32, little-endian.
     F32,
+    /// Two's complement 8-bit integer.
+    I8,
+    /// Two's complement 32-bit integer, little-endian.
+    I32,
 }
 
 impl DType {
@@ -81,12 +160,15 @@ impl DType {
     pub const fn code(self) -> u8 {
         match self {
             DType::F32 => 0,
+            DType::I8 => 1,
+            DType::I32 => 2,
         }
     }
     /// Bytes per element.
     pub const fn size(self) -> usize {
         match self {
-            DType::F32 => 4,
+            DType::F32 | DType::I32 => 4,
+            DType::I8 => 1,
         }
     }
 }
@@ -141,6 +223,10 @@ pub enum TensorKind {
     LnFinalB = 13,
     WU = 14,
     BU = 15,
+    /// Quantization parameters of the whole model (quantized formats only).
+    Quant = 16,
+    /// Quantization parameters of one block (quantized formats only).
+    LayerQuant = 17,
 }
 
 impl TensorKind {
@@ -163,6 +249,8 @@ impl TensorKind {
             TensorKind::LnFinalB => "ln_final.b",
             TensorKind::WU => "unembed.W_U",
             TensorKind::BU => "unembed.b_U",
+            TensorKind::Quant => "quant",
+            TensorKind::LayerQuant => "quant",
         }
     }
 
@@ -180,10 +268,12 @@ impl TensorKind {
                 | TensorKind::BV
                 | TensorKind::WO
                 | TensorKind::BO
+                | TensorKind::LayerQuant
         )
     }
 
-    /// Elements of this tensor under `cfg`.
+    /// Elements of this tensor under `cfg` (quantization records: see
+    /// [`quant_len`](crate::blob::quant_len)).
     pub const fn len(self, cfg: &Config) -> usize {
         let (h, m, d) = (cfg.n_heads, cfg.d_model, cfg.d_head);
         match self {
@@ -198,6 +288,7 @@ impl TensorKind {
             | TensorKind::LnFinalB => m,
             TensorKind::WU => m * cfg.d_vocab,
             TensorKind::BU => cfg.d_vocab,
+            TensorKind::Quant | TensorKind::LayerQuant => 0,
         }
     }
 }
@@ -269,6 +360,126 @@ pub fn tensors(cfg: &Config) -> impl Iterator<Item = (TensorId, usize)> + '_ {
         .chain(after)
         .filter(move |t| present(cfg, t.kind))
         .map(move |t| (t, t.kind.len(cfg)))
+}
+
+/// Elements of the quantization record `kind` ([`TensorKind::Quant`] or
+/// [`TensorKind::LayerQuant`]) of `format`; FORMAT.md gives the layout of each record.
+pub const fn quant_len(format: NumberFormat, cfg: &Config, kind: TensorKind) -> usize {
+    let (h, m, d, v, c) = (cfg.n_heads, cfg.d_model, cfg.d_head, cfg.d_vocab, cfg.n_ctx);
+    let has_pos = !matches!(cfg.pos, PosEmbed::None);
+    let standard = matches!(cfg.pos, PosEmbed::Standard);
+    let shortformer = matches!(cfg.pos, PosEmbed::Shortformer);
+    let has_ln = matches!(cfg.norm, Norm::LayerNorm { .. });
+    let global = matches!(kind, TensorKind::Quant);
+    const fn b(n: usize) -> usize {
+        n.div_ceil(32)
+    }
+    match format {
+        NumberFormat::F32 => 0,
+        // One f32 scale per output column: W_E and W_pos per residual dimension, W_U per
+        // token; W_Q, W_K, W_V per (head, column); W_O per residual dimension.
+        NumberFormat::I8 => {
+            if global {
+                m + if has_pos { m } else { 0 } + v
+            } else {
+                3 * h * d + m
+            }
+        }
+        // One f32 scale per 32 consecutive elements of each matrix.
+        NumberFormat::I8Block32 => {
+            if global {
+                b(v * m) + if has_pos { b(c * m) } else { 0 } + b(m * v)
+            } else {
+                4 * b(h * m * d)
+            }
+        }
+        // (multiplier, shift) pairs and LayerNorm epsilons; see FORMAT.md.
+        NumberFormat::Int => {
+            let ln = if has_ln { 2 } else { 0 };
+            if global {
+                2 * m + if standard { 2 * m } else { 0 } + 2 * v + ln
+            } else {
+                3 * 2 * h * d + 2 * h + 2 * h + 2 * m + if shortformer { 2 * m } else { 0 } + ln
+            }
+        }
+    }
+}
+
+/// The canonical tensors of `cfg` in `format`, in blob order, with their element counts and
+/// types. For `f32` this is [`tensors`]; quantized formats add a [`TensorKind::LayerQuant`]
+/// record at the end of every block and a [`TensorKind::Quant`] record at the very end.
+pub fn tensors_in(
+    cfg: &Config,
+    format: NumberFormat,
+) -> impl Iterator<Item = (TensorId, usize, DType)> + '_ {
+    let global = |kind: TensorKind| TensorId { kind, layer: 0 };
+    let quantized = format.is_quantized();
+    let before = GLOBAL_BEFORE.into_iter().map(global);
+    let layers = (0..cfg.n_layers as u32).flat_map(move |layer| {
+        PER_LAYER
+            .into_iter()
+            .chain(core::iter::once(TensorKind::LayerQuant).filter(move |_| quantized))
+            .map(move |kind| TensorId { kind, layer })
+    });
+    let after = GLOBAL_AFTER
+        .into_iter()
+        .chain(core::iter::once(TensorKind::Quant).filter(move |_| quantized))
+        .map(global);
+    before
+        .chain(layers)
+        .chain(after)
+        .filter(move |t| present(cfg, t.kind))
+        .map(move |t| {
+            let len = match t.kind {
+                TensorKind::Quant | TensorKind::LayerQuant => quant_len(format, cfg, t.kind),
+                kind => kind.len(cfg),
+            };
+            (t, len, format.dtype(t.kind))
+        })
+}
+
+/// Byte offsets of every tensor of a blob in the data section, for formats whose tensors
+/// have mixed element types. Per-layer tensors are at `layer0[kind] + l * layer_stride`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ByteLayout {
+    /// Offset of each tensor (of block 0 for per-layer ones), indexed by `TensorKind as usize`.
+    pub at: [usize; 18],
+    /// Bytes between the same tensor of two consecutive blocks.
+    pub layer_stride: usize,
+}
+
+impl ByteLayout {
+    /// The layout of `cfg` in `format` (call [`Config::check`] first).
+    pub fn new(cfg: &Config, format: NumberFormat) -> Self {
+        let mut layout = ByteLayout::default();
+        let mut bytes = 0usize;
+        let mut layer1 = None;
+        for (id, len, dtype) in tensors_in(cfg, format) {
+            if id.layer == 0 || !id.kind.per_layer() {
+                layout.at[id.kind as usize] = bytes;
+            } else if id.layer == 1 && layer1.is_none() {
+                layer1 = Some(bytes);
+            }
+            bytes += align_up(len * dtype.size());
+        }
+        let first = if matches!(cfg.norm, Norm::LayerNorm { .. }) {
+            TensorKind::Ln1W
+        } else {
+            TensorKind::WQ
+        };
+        layout.layer_stride = layer1.map_or(0, |b| b - layout.at[first as usize]);
+        layout
+    }
+
+    /// Byte range of tensor `kind` of block `layer` (`layer` is ignored for global tensors).
+    pub fn range(&self, cfg: &Config, format: NumberFormat, kind: TensorKind, layer: usize) -> core::ops::Range<usize> {
+        let len = match kind {
+            TensorKind::Quant | TensorKind::LayerQuant => quant_len(format, cfg, kind),
+            kind => kind.len(cfg),
+        };
+        let start = self.at[kind as usize] + if kind.per_layer() { layer * self.layer_stride } else { 0 };
+        start..start + len * format.dtype(kind).size()
+    }
 }
 
 /// Where each tensor lives in the data section, in elements of the format's dtype. Per-layer
@@ -495,13 +706,14 @@ impl<'a> Blob<'a> {
     /// The entries of the tensor directory, with the tensor each one is.
     pub fn entries(&self) -> impl Iterator<Item = (TensorId, TensorEntry)> + 'a {
         let cfg = self.config;
+        let format = self.format;
         let mut rest = match postcard::take_from_bytes::<u32>(self.directory) {
             Ok((_, rest)) => rest,
             Err(_) => &[][..],
         };
         let mut index = 0usize;
         core::iter::from_fn(move || {
-            let (tensor, _) = tensors(&cfg).nth(index)?;
+            let (tensor, _, _) = tensors_in(&cfg, format).nth(index)?;
             let (entry, next) = postcard::take_from_bytes::<TensorEntry>(rest).ok()?;
             rest = next;
             index += 1;
@@ -518,12 +730,9 @@ fn check_directory(
     directory: &[u8],
     data_len: usize,
 ) -> Result<(), Error> {
-    let dtype = match format {
-        NumberFormat::F32 => DType::F32,
-    };
     let (count, mut rest) =
         postcard::take_from_bytes::<u32>(directory).map_err(|_| Error::Header)?;
-    let expected_count = tensors(cfg).count();
+    let expected_count = tensors_in(cfg, format).count();
     if count as usize != expected_count {
         return Err(Error::TensorCount {
             expected: expected_count,
@@ -531,7 +740,7 @@ fn check_directory(
         });
     }
     let mut at = 0usize;
-    for (tensor, len) in tensors(cfg) {
+    for (tensor, len, dtype) in tensors_in(cfg, format) {
         let (entry, next) =
             postcard::take_from_bytes::<TensorEntry>(rest).map_err(|_| Error::Header)?;
         rest = next;

@@ -80,6 +80,36 @@ impl Config {
         self.state_len() * core::mem::size_of::<f32>()
     }
 
+    /// `i32` words of decoding state of the full-integer decoder
+    /// ([`IntDecoder`](crate::IntDecoder), format `int`) for a context of `ctx` positions:
+    /// the int8 KV cache, the int16 residual and normalized rows, one int8 query, the `i32`
+    /// scores of one head, the Q15 pattern and int16 `z` of the current position in every
+    /// head, and the `i32` logits. Each buffer is rounded up to whole words.
+    pub const fn int_state_len_for(&self, ctx: usize) -> usize {
+        let (l, h, d) = (self.n_layers, self.n_heads, self.d_head);
+        const fn bytes(n: usize, size: usize) -> usize {
+            (n * size).div_ceil(4)
+        }
+        2 * bytes(l * h * ctx * d, 1) // keys and values, i8
+            + 2 * bytes(self.d_model, 2) // residual stream, normalized input, i16
+            + bytes(d, 1) // query of one head, i8
+            + max3(ctx, self.d_model, d) // scores of one head, or accumulators, i32
+            + bytes(l * h * ctx, 2) // attention pattern of the current position, Q15
+            + bytes(l * h * d, 2) // z of the current position, i16
+            + self.d_vocab // logits, Q16.16
+    }
+
+    /// `i32` words of full-integer decoding state for the model's full context:
+    /// `static mut STATE: IntArena<{ CFG.int_state_len() }> = IntArena::new();`
+    pub const fn int_state_len(&self) -> usize {
+        self.int_state_len_for(self.n_ctx)
+    }
+
+    /// Bytes of full-integer decoding state for the full context.
+    pub const fn int_state_bytes(&self) -> usize {
+        self.int_state_len() * 4
+    }
+
     /// Parameters of the model, counted in elements.
     pub const fn n_params(&self) -> usize {
         let ln = match self.norm {
@@ -165,5 +195,15 @@ impl Config {
             .checked_add(mul(lh, d)?)?
             .checked_add(v)?;
         Some((params, state))
+    }
+}
+
+/// The largest of three sizes.
+const fn max3(a: usize, b: usize, c: usize) -> usize {
+    let ab = if a > b { a } else { b };
+    if ab > c {
+        ab
+    } else {
+        c
     }
 }

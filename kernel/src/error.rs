@@ -84,6 +84,14 @@ pub enum Error {
         /// Index of the first bad element.
         index: usize,
     },
+    /// A quantization record holds an invalid (multiplier, shift) pair: a negative multiplier
+    /// or a shift outside `-31..=30`.
+    QuantParam {
+        /// Which record.
+        tensor: TensorId,
+        /// Index of the multiplier word of the bad pair.
+        index: usize,
+    },
     /// The tokenizer vocabulary is malformed (wrong count, bad length prefix or not UTF-8).
     BadVocab,
     /// The blob's bytes do not start at a 4-byte aligned address, so `f32` tensors cannot be
@@ -166,10 +174,20 @@ impl fmt::Display for Error {
             ),
             Error::Header => f.write_str("blob header could not be decoded"),
             Error::BadConfig(field) => write!(f, "invalid config: {field}"),
-            Error::UnsupportedFormat(code) => write!(
-                f,
-                "number format {code} is not supported by this build of the kernel"
-            ),
+            Error::UnsupportedFormat(code) => {
+                match crate::blob::NumberFormat::from_code_any(code) {
+                    Some(format) => write!(
+                        f,
+                        "number format {code} ({}) is not supported by this build of the kernel (enable its Cargo feature `{}`)",
+                        format.name(),
+                        format.feature()
+                    ),
+                    None => write!(
+                        f,
+                        "number format {code} is not supported by this build of the kernel"
+                    ),
+                }
+            }
             Error::UnexpectedTensor { expected } => {
                 write!(f, "tensor directory out of order: expected {expected} here")
             }
@@ -188,6 +206,10 @@ impl fmt::Display for Error {
             Error::NonFinite { tensor, index } => {
                 write!(f, "tensor {tensor} holds NaN or Inf at element {index}")
             }
+            Error::QuantParam { tensor, index } => write!(
+                f,
+                "tensor {tensor} has an invalid multiplier/shift pair at element {index}"
+            ),
             Error::BadVocab => f.write_str("tokenizer vocabulary in the blob is malformed"),
             Error::Misaligned { address_mod_4 } => write!(
                 f,

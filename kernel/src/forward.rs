@@ -5,7 +5,8 @@
 //! weights (`q = x @ W_Q[h] + b_Q[h]`), and every matrix is stored row-major in the shape its
 //! comment gives.
 
-use crate::model::{F32Weights, LayerWeights, LnWeights, Weights};
+use crate::model::{LnWeights, Weights};
+use crate::weights::{FloatWeights, Which};
 use crate::{Config, Error, Model, Norm, PosEmbed};
 
 // ------------------------------------------------------------------------------------------
@@ -180,9 +181,14 @@ fn take<'s>(buf: &mut &'s mut [f32], n: usize) -> &'s mut [f32] {
 /// Runs a model one token at a time. Keys and values of past positions stay in a KV cache, so
 /// each step costs one position's worth of work; the attention pattern, `z` and the logits of
 /// the current position stay readable until the next step.
+///
+/// Runs the formats whose activations are `f32`: `f32` and the int8-weight formats `i8` and
+/// `i8-block32` (whose matrix products are in `forward_i8.rs`). The full-integer format has
+/// its own decoder, [`IntDecoder`](crate::IntDecoder).
 pub struct Decoder<'m, 's> {
     pub(crate) cfg: Config,
-    pub(crate) w: F32Weights<'m>,
+    /// The weights, `f32` or int8 with scales.
+    pub(crate) w: FloatWeights<'m>,
     /// Positions the cache holds (at most `n_ctx`).
     pub(crate) ctx: usize,
     /// Positions decoded so far; the current position is `pos - 1`.
@@ -246,7 +252,9 @@ impl<'m, 's> Decoder<'m, 's> {
             });
         }
         let w = match model.weights() {
-            Weights::F32(w) => *w,
+            Weights::F32(w) => FloatWeights::F32(*w),
+            #[cfg(feature = "i8")]
+            Weights::I8(w) => FloatWeights::I8(*w),
             #[allow(unreachable_patterns)]
             _ => return Err(Error::UnsupportedFormat(model.format().code())),
         };
@@ -427,14 +435,10 @@ impl<'m, 's> Decoder<'m, 's> {
     /// the final LayerNorm and unembedding. The token and the capacity are already checked.
     fn forward(&mut self, token: u32, hooks: &mut impl Hooks, with_logits: bool) {
         let p = self.pos;
-        let pos_in_resid = match self.cfg.pos {
-            PosEmbed::Standard => self.w.w_pos(),
-            PosEmbed::Shortformer | PosEmbed::None => None,
-        };
-        embed(self.w.w_e(), pos_in_resid, token as usize, p, self.resid);
+        // W_pos joins the residual stream only in the standard scheme.
+        self.w.embed(self.cfg.pos, token as usize, p, self.resid);
         for l in 0..self.cfg.n_layers {
-            let weights = self.w.layer(l);
-            self.attention_layer(l, &weights, p, hooks);
+            self.attention_layer(l, p, hooks);
             hooks.resid_post(l, self.resid);
         }
         self.pos = p + 1;
@@ -444,11 +448,11 @@ impl<'m, 's> Decoder<'m, 's> {
             self.final_scale = match (self.w.ln_final(), self.cfg.norm) {
                 (Some(ln), Norm::LayerNorm { eps }) => {
                     let scale = layer_norm(self.resid, &ln, eps, self.normed);
-                    unembed(self.normed, self.w.w_u(), self.w.b_u(), self.logits);
+                    self.w.unembed(self.normed, true, self.logits);
                     scale
                 }
                 _ => {
-                    unembed(self.resid, self.w.w_u(), self.w.b_u(), self.logits);
+                    self.w.unembed(self.resid, true, self.logits);
                     1.0
                 }
             };
@@ -456,22 +460,13 @@ impl<'m, 's> Decoder<'m, 's> {
     }
 
     /// One attention layer at position `p`: `x_{l+1} = x_l + sum_h result_h + b_O`.
-    fn attention_layer(
-        &mut self,
-        l: usize,
-        lw: &LayerWeights<'_>,
-        p: usize,
-        hooks: &mut impl Hooks,
-    ) {
+    fn attention_layer(&mut self, l: usize, p: usize, hooks: &mut impl Hooks) {
         let Config {
-            n_heads,
-            d_model,
-            d_head,
-            ..
+            n_heads, d_head, ..
         } = self.cfg;
         let ctx = self.ctx;
         // Every head reads the same input: ln1(x), or x itself.
-        match (lw.ln1, self.cfg.norm) {
+        match (self.w.ln1(l), self.cfg.norm) {
             (Some(ln), Norm::LayerNorm { eps }) => {
                 layer_norm(self.resid, &ln, eps, self.normed);
             }
@@ -480,36 +475,20 @@ impl<'m, 's> Decoder<'m, 's> {
         // Values: v = x @ W_V[h] + b_V[h], cached at position p.
         for h in 0..n_heads {
             let at = ((l * n_heads + h) * ctx + p) * d_head;
-            matvec(
-                self.normed,
-                &lw.w_v[h * d_model * d_head..][..d_model * d_head],
-                Some(&lw.b_v[h * d_head..][..d_head]),
-                &mut self.v_cache[at..][..d_head],
-            );
+            let v = &mut self.v_cache[at..][..d_head];
+            self.w.project(l, Which::V, h, self.normed, v);
         }
         // Shortformer: positions reach queries and keys only, added after ln1.
-        if let (PosEmbed::Shortformer, Some(w_pos)) = (self.cfg.pos, self.w.w_pos()) {
-            add(self.normed, &w_pos[p * d_model..][..d_model]);
+        if self.cfg.pos == PosEmbed::Shortformer {
+            self.w.add_pos(p, self.normed);
         }
         // The QK circuit, then the mixing of values: z_h = softmax(q k^T / sqrt(d_head)) v.
         for h in 0..n_heads {
             let head = l * n_heads + h;
-            let w_range = h * d_model * d_head..(h + 1) * d_model * d_head;
-            let b_range = h * d_head..(h + 1) * d_head;
             let cache = head * ctx * d_head..(head + 1) * ctx * d_head;
-            let at = p * d_head;
-            matvec(
-                self.normed,
-                &lw.w_k[w_range.clone()],
-                Some(&lw.b_k[b_range.clone()]),
-                &mut self.k_cache[cache.clone()][at..][..d_head],
-            );
-            matvec(
-                self.normed,
-                &lw.w_q[w_range],
-                Some(&lw.b_q[b_range]),
-                self.q,
-            );
+            let k = &mut self.k_cache[cache.clone()][p * d_head..][..d_head];
+            self.w.project(l, Which::K, h, self.normed, k);
+            self.w.project(l, Which::Q, h, self.normed, self.q);
             let pattern = &mut self.pattern[head * ctx..][..p + 1];
             attention_scores(self.q, &self.k_cache[cache.clone()], pattern);
             softmax(pattern);
@@ -522,14 +501,11 @@ impl<'m, 's> Decoder<'m, 's> {
         // Heads are independent and additive: each writes its result into the stream.
         for h in 0..n_heads {
             let head = l * n_heads + h;
-            head_result(
-                &self.z[head * d_head..][..d_head],
-                &lw.w_o[h * d_head * d_model..][..d_head * d_model],
-                self.normed,
-            );
+            let z = &self.z[head * d_head..][..d_head];
+            self.w.head_result(l, h, z, self.normed);
             hooks.result(l, h, self.normed);
             add(self.resid, self.normed);
         }
-        add(self.resid, lw.b_o);
+        add(self.resid, self.w.b_o(l));
     }
 }

@@ -49,13 +49,21 @@ extern crate std;
 
 pub mod attribution;
 pub mod blob;
+pub mod circuits;
 pub mod config;
 mod error;
+pub mod fixed;
 pub mod forward;
+#[cfg(feature = "i8")]
+pub mod forward_i8;
+#[cfg(feature = "int")]
+pub mod forward_int;
 pub mod model;
+pub mod stats;
 #[doc(hidden)]
 #[cfg(any(test, feature = "std"))]
 pub mod testing;
+mod weights;
 #[cfg(any(test, feature = "std"))]
 pub mod writer;
 
@@ -64,6 +72,8 @@ pub use blob::{Aligned, NumberFormat};
 pub use config::{Config, Norm, PosEmbed};
 pub use error::Error;
 pub use forward::{Arena, Decoder, Hooks};
+#[cfg(feature = "int")]
+pub use forward_int::{IntArena, IntDecoder, IntHooks};
 pub use model::Model;
 
 /// The index of the largest value (the first, on ties); 0 for an empty slice.

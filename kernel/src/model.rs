@@ -118,6 +118,12 @@ impl<'a> F32Weights<'a> {
 pub enum Weights<'a> {
     /// Every tensor in `f32`.
     F32(F32Weights<'a>),
+    /// int8 matrices with `f32` scales (formats `i8` and `i8-block32`).
+    #[cfg(feature = "i8")]
+    I8(crate::forward_i8::I8Weights<'a>),
+    /// Full integer (format `int`).
+    #[cfg(feature = "int")]
+    Int(crate::forward_int::IntWeights<'a>),
 }
 
 /// A model ready to run: checked, and borrowing its weights from the blob's bytes.
@@ -135,12 +141,13 @@ impl<'a> Model<'a> {
             return Err(Error::BigEndian);
         }
         let blob = Blob::parse(bytes)?;
+        let misaligned = Error::Misaligned {
+            address_mod_4: bytes.as_ptr() as usize % 4,
+        };
         let weights = match blob.format {
             NumberFormat::F32 => {
                 let data: &[f32] =
-                    bytemuck::try_cast_slice(blob.data).map_err(|_| Error::Misaligned {
-                        address_mod_4: bytes.as_ptr() as usize % 4,
-                    })?;
+                    bytemuck::try_cast_slice(blob.data).map_err(|_| misaligned)?;
                 check_finite(&blob.config, data)?;
                 Weights::F32(F32Weights {
                     data,
@@ -148,6 +155,34 @@ impl<'a> Model<'a> {
                     config: blob.config,
                 })
             }
+            #[cfg(feature = "i8")]
+            NumberFormat::I8 | NumberFormat::I8Block32 => {
+                if blob.data.as_ptr() as usize % 4 != 0 {
+                    return Err(misaligned);
+                }
+                let w = crate::forward_i8::I8Weights::new(blob.data, blob.config, blob.format);
+                for (kind, layer, values) in w.f32_tensors() {
+                    if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+                        let tensor = TensorId {
+                            kind,
+                            layer: layer as u32,
+                        };
+                        return Err(Error::NonFinite { tensor, index });
+                    }
+                }
+                Weights::I8(w)
+            }
+            #[cfg(feature = "int")]
+            NumberFormat::Int => {
+                if blob.data.as_ptr() as usize % 4 != 0 {
+                    return Err(misaligned);
+                }
+                let w = crate::forward_int::IntWeights::new(blob.data, blob.config);
+                w.check()?;
+                Weights::Int(w)
+            }
+            #[allow(unreachable_patterns)]
+            other => return Err(Error::UnsupportedFormat(other.code())),
         };
         Ok(Model { blob, weights })
     }

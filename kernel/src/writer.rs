@@ -3,8 +3,10 @@
 
 use std::vec::Vec;
 
+#[allow(unused_imports)]
+use crate::blob::tensors;
 use crate::blob::{
-    align_up, tensors, DType, Header, NumberFormat, TensorEntry, TensorId, CRC32, MAGIC,
+    align_up, tensors_in, DType, Header, NumberFormat, TensorEntry, TensorId, CRC32, MAGIC,
     PREFIX_LEN, TRAILER_LEN, VERSION,
 };
 use crate::{Config, Error};
@@ -22,12 +24,61 @@ pub fn encode_vocab<S: AsRef<str>>(vocab: &[S]) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
+/// The values of one tensor handed to [`write_blob`], in the element type the format gives it.
+#[derive(Clone, Copy, Debug)]
+pub enum TensorData<'t> {
+    /// `f32` elements.
+    F32(&'t [f32]),
+    /// `i8` elements.
+    I8(&'t [i8]),
+    /// `i32` elements.
+    I32(&'t [i32]),
+}
+
+impl TensorData<'_> {
+    fn dtype(&self) -> DType {
+        match self {
+            TensorData::F32(_) => DType::F32,
+            TensorData::I8(_) => DType::I8,
+            TensorData::I32(_) => DType::I32,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            TensorData::F32(v) => v.len(),
+            TensorData::I8(v) => v.len(),
+            TensorData::I32(v) => v.len(),
+        }
+    }
+
+    fn extend(&self, out: &mut Vec<u8>) {
+        match self {
+            TensorData::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::I8(v) => out.extend(v.iter().map(|&x| x as u8)),
+            TensorData::I32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        }
+    }
+}
+
 /// Writes an `f32` blob. `tensor` returns each tensor of [`tensors`]`(config)` by id; its
 /// length must match the config. `vocab`, if given, must have `d_vocab` entries.
 pub fn write_f32<'t, S: AsRef<str>>(
     config: &Config,
     vocab: Option<&[S]>,
     mut tensor: impl FnMut(TensorId) -> &'t [f32],
+) -> Result<Vec<u8>, Error> {
+    write_blob(config, NumberFormat::F32, vocab, |id| TensorData::F32(tensor(id)))
+}
+
+/// Writes a blob of any number format. `tensor` returns each tensor of
+/// [`tensors_in`]`(config, format)` by id, in the element type the format gives it
+/// (a wrong type is [`Error::UnexpectedTensor`]); its length must match.
+pub fn write_blob<'t, S: AsRef<str>>(
+    config: &Config,
+    format: NumberFormat,
+    vocab: Option<&[S]>,
+    mut tensor: impl FnMut(TensorId) -> TensorData<'t>,
 ) -> Result<Vec<u8>, Error> {
     config.check()?;
     let vocab_bytes = match vocab {
@@ -37,15 +88,18 @@ pub fn write_f32<'t, S: AsRef<str>>(
     };
     let header = Header {
         config: *config,
-        format: NumberFormat::F32.code(),
+        format: format.code(),
         vocab: vocab_bytes.as_deref(),
     };
     let mut head = postcard::to_allocvec(&header).map_err(|_| Error::Header)?;
-    let entries: Vec<(TensorId, usize)> = tensors(config).collect();
+    let entries: Vec<(TensorId, usize, DType)> = tensors_in(config, format).collect();
     head.extend(postcard::to_allocvec(&(entries.len() as u32)).map_err(|_| Error::Header)?);
     let mut data = Vec::new();
-    for &(id, len) in &entries {
+    for &(id, len, dtype) in &entries {
         let values = tensor(id);
+        if values.dtype() != dtype {
+            return Err(Error::UnexpectedTensor { expected: id });
+        }
         if values.len() != len {
             return Err(Error::TensorLength {
                 tensor: id,
@@ -56,14 +110,12 @@ pub fn write_f32<'t, S: AsRef<str>>(
         let entry = TensorEntry {
             kind: id.kind as u8,
             layer: id.layer,
-            dtype: DType::F32.code(),
+            dtype: dtype.code(),
             offset: data.len() as u32,
             len: len as u32,
         };
         head.extend(postcard::to_allocvec(&entry).map_err(|_| Error::Header)?);
-        for v in values {
-            data.extend_from_slice(&v.to_le_bytes());
-        }
+        values.extend(&mut data);
         data.resize(align_up(data.len()), 0);
     }
     let data_start = align_up(PREFIX_LEN + head.len());
