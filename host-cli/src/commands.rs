@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use tinylens::blob::{TensorKind, ALIGN};
+use tinylens::blob::{NumberFormat, TensorKind, ALIGN};
 use tinylens::{Config, Model};
 
-use crate::blobio::{blob_from_params, load_model, LoadedModel};
+use crate::blobio::{load_model, LoadedModel};
 use crate::report::{describe, print_attribution, print_top_k, top_k};
 use crate::tokenize::{decode, encode, parse_ids, show};
 use crate::trace::{trace, write_safetensors};
@@ -27,14 +27,35 @@ pub fn vocab_of(model: &Model<'_>) -> Option<Vec<String>> {
         .map(|v| v.iter().map(str::to_string).collect())
 }
 
-/// `tinylens quantize`: a checkpoint to a blob.
-pub fn quantize(input: &Path, output: &Path, format: &str, config: Option<&Path>) -> Result<()> {
-    if format != "f32" {
-        bail!("unsupported --format {format:?}: this version writes f32 blobs");
+/// `tinylens quantize`: a checkpoint to a blob of any number format. `calibrate` (token
+/// sequences, one per line) sets the activation ranges of the `int` format.
+pub fn quantize(
+    input: &Path,
+    output: &Path,
+    format: &str,
+    config: Option<&Path>,
+    calibrate: Option<&Path>,
+) -> Result<()> {
+    let Some(number_format) = NumberFormat::from_name(format) else {
+        let names: Vec<&str> = NumberFormat::ALL.iter().map(|f| f.name()).collect();
+        bail!(
+            "unknown --format {format:?}: expected one of {}",
+            names.join(", ")
+        );
+    };
+    if calibrate.is_some() && number_format != NumberFormat::Int {
+        bail!(
+            "--calibrate sets activation ranges of the int format only (this is --format {format})"
+        );
     }
     let params = crate::import::load_checkpoint(input, config)
         .with_context(|| format!("cannot import {}", input.display()))?;
-    let bytes = blob_from_params(&params)?;
+    let calibration = match calibrate {
+        Some(path) => Some(read_tokens_file(&path.to_path_buf())?),
+        None => None,
+    };
+    let bytes = crate::quantize::quantize_params(&params, number_format, calibration.as_deref())
+        .with_context(|| format!("cannot quantize {} to {format}", input.display()))?;
     std::fs::write(output, &bytes).with_context(|| format!("cannot write {}", output.display()))?;
     println!(
         "wrote {} ({} bytes, {}): {}",
@@ -144,9 +165,31 @@ pub fn inspect(path: &Path, config: Option<&Path>) -> Result<()> {
         cfg.n_params(),
         cfg.n_params() * 4
     );
+    if is_blob {
+        // int8 parameter bytes: one byte per parameter, the floor of any 8-bit format.
+        println!(
+            "size:      blob {} bytes = {:.3}x the int8 parameter bytes ({}), {:.3}x the f32 ones",
+            blob.len,
+            blob.len as f64 / cfg.n_params() as f64,
+            cfg.n_params(),
+            blob.len as f64 / (4 * cfg.n_params()) as f64
+        );
+    }
+    if model.format() == NumberFormat::Int {
+        println!(
+            "state:     {} bytes to decode the full context (Config::int_state_bytes; f32 would take {})",
+            cfg.int_state_bytes(),
+            cfg.state_bytes()
+        );
+    } else {
+        println!(
+            "state:     {} bytes to decode the full context (Config::state_bytes)",
+            cfg.state_bytes()
+        );
+    }
     println!(
-        "state:     {} bytes to decode the full context (Config::state_bytes)",
-        cfg.state_bytes()
+        "as Rust:   const CONFIG: tinylens::Config = {};",
+        rust_literal(&cfg)
     );
     match model.vocab() {
         Some(v) => {
@@ -160,19 +203,45 @@ pub fn inspect(path: &Path, config: Option<&Path>) -> Result<()> {
         blob.data.len()
     );
     println!(
-        "  {:<24} {:<16} {:>10} {:>10}",
-        "name", "shape", "elements", "offset"
+        "  {:<24} {:<16} {:>5} {:>10} {:>10}",
+        "name", "shape", "dtype", "elements", "offset"
     );
     for (id, entry) in blob.entries() {
+        let dtype = match entry.dtype {
+            0 => "f32",
+            1 => "i8",
+            2 => "i32",
+            _ => "?",
+        };
+        let shape = match id.kind {
+            TensorKind::Quant | TensorKind::LayerQuant => vec![entry.len as usize],
+            kind => shape(kind, &cfg),
+        };
         println!(
-            "  {:<24} {:<16} {:>10} {:>10}",
+            "  {:<24} {:<16} {:>5} {:>10} {:>10}",
             id.to_string(),
-            format!("{:?}", shape(id.kind, &cfg)),
+            format!("{shape:?}"),
+            dtype,
             entry.len,
             entry.offset
         );
     }
     Ok(())
+}
+
+/// The config as a Rust expression, for a firmware's `const CONFIG` (to size its state).
+pub fn rust_literal(cfg: &Config) -> String {
+    let norm = match cfg.norm {
+        tinylens::Norm::None => "tinylens::Norm::None".to_string(),
+        tinylens::Norm::LayerNorm { eps } => {
+            format!("tinylens::Norm::LayerNorm {{ eps: {eps:e} }}")
+        }
+    };
+    format!(
+        "tinylens::Config {{ n_layers: {}, n_heads: {}, d_model: {}, d_head: {}, d_vocab: {}, \
+         n_ctx: {}, norm: {norm}, pos: tinylens::PosEmbed::{:?} }}",
+        cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_head, cfg.d_vocab, cfg.n_ctx, cfg.pos
+    )
 }
 
 /// The demo model, embedded in the binary.
