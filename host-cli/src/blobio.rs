@@ -72,6 +72,8 @@ pub fn tensor(params: &Params, id: TensorId) -> &[f32] {
         TensorKind::LnFinalB => params.ln_final.as_ref().map_or(empty, |ln| &ln.b),
         TensorKind::WU => &params.w_u,
         TensorKind::BU => &params.b_u,
+        // Quantization records exist only in quantized blobs (see `quantize.rs`).
+        _ => empty,
     }
 }
 

@@ -5,6 +5,7 @@ pub mod blobio;
 pub mod commands;
 pub mod import;
 pub mod params;
+pub mod quantize;
 pub mod reference;
 pub mod report;
 pub mod tokenize;

@@ -30,12 +30,17 @@ enum Command {
         /// The blob to write (.tlb).
         #[arg(short, long)]
         output: PathBuf,
-        /// Number format of the blob.
+        /// Number format of the blob: f32, i8 (int8 weights, per-column scales), i8-block32
+        /// (int8 weights, a scale per 32 elements) or int (full integer, no float at run time).
         #[arg(long, default_value = "f32")]
         format: String,
         /// A TransformerLens config.json, if not beside the checkpoint.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Token sequences (one per line) that calibrate the activation ranges of
+        /// `--format int` (default: a built-in mix of random and repeated-random sequences).
+        #[arg(long)]
+        calibrate: Option<PathBuf>,
     },
     /// Run a model (.tlb or .safetensors) with the kernel: top next tokens and attribution.
     #[command(group(ArgGroup::new("input").required(true).args(["tokens", "prompt"])))]
@@ -109,7 +114,14 @@ fn main() -> ExitCode {
             output,
             format,
             config,
-        } => commands::quantize(&input, &output, &format, config.as_deref()),
+            calibrate,
+        } => commands::quantize(
+            &input,
+            &output,
+            &format,
+            config.as_deref(),
+            calibrate.as_deref(),
+        ),
         Command::Run {
             model,
             tokens,

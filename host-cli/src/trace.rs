@@ -85,6 +85,9 @@ pub fn trace(model: &Model<'_>, tokens: &[u32]) -> Result<Trace> {
             cfg.n_ctx
         ));
     }
+    if model.format() == tinylens::NumberFormat::Int {
+        return trace_int(model, tokens);
+    }
     let mut arena = vec![0.0f32; cfg.state_len()];
     let mut dec = Decoder::new(model, &mut arena)?;
     let has_ln = matches!(cfg.norm, Norm::LayerNorm { .. });
@@ -143,6 +146,63 @@ pub fn trace(model: &Model<'_>, tokens: &[u32]) -> Result<Trace> {
     Ok(t)
 }
 
+/// [`trace`] of an `int` blob: the integer decoder's logits (Q16.16), patterns (Q15) and
+/// attribution (Q16.16, exact LayerNorm split), converted to `f32` for comparison and display.
+/// `z`, `hook_result` and `hook_resid_post` stay integers at scales the blob does not record,
+/// so they are left empty, and there is no `dla.heads_tl`.
+pub fn trace_int(model: &Model<'_>, tokens: &[u32]) -> Result<Trace> {
+    let cfg = *model.config();
+    let (l, h, v) = (cfg.n_layers, cfg.n_heads, cfg.d_vocab);
+    let seq = tokens.len();
+    let unit = (1u64 << tinylens::forward_int::LOGIT_FRAC_BITS) as f32;
+    let mut arena = vec![0i32; cfg.int_state_len()];
+    let mut dec = tinylens::IntDecoder::new(model, &mut arena)?;
+    let n_terms = Term::count(&cfg);
+    let mut t = Trace {
+        seq,
+        logits: vec![0.0; seq * v],
+        pattern: vec![vec![0.0; h * seq * seq]; l],
+        z: vec![Vec::new(); l],
+        result: vec![Vec::new(); l],
+        resid_post: vec![Vec::new(); l],
+        dla_direct_embed: vec![0.0; seq * v],
+        dla_direct_pos: vec![0.0; seq * v],
+        dla_heads: vec![0.0; l * h * seq * v],
+        dla_bias_b_o: vec![0.0; l * seq * v],
+        dla_bias_const: vec![0.0; v],
+        dla_heads_tl: None,
+    };
+    let mut table = vec![0i32; n_terms * v];
+    for (p, &token) in tokens.iter().enumerate() {
+        let logits = dec.step(token)?;
+        for (o, &x) in t.logits[p * v..(p + 1) * v].iter_mut().zip(logits) {
+            *o = x as f32 / unit;
+        }
+        for layer in 0..l {
+            for head in 0..h {
+                let row = dec.pattern(layer, head)?;
+                let at = (head * seq + p) * seq;
+                for (o, &x) in t.pattern[layer][at..at + row.len()].iter_mut().zip(row) {
+                    *o = x as f32 / 32768.0;
+                }
+            }
+        }
+        dec.attribution_table(LnConvention::Exact, &mut table)?;
+        let row = |k: usize| table[k * v..(k + 1) * v].iter().map(|&x| x as f32 / unit);
+        let put = |dst: &mut [f32], k: usize| dst.iter_mut().zip(row(k)).for_each(|(o, x)| *o = x);
+        put(&mut t.dla_direct_embed[p * v..(p + 1) * v], 0);
+        put(&mut t.dla_direct_pos[p * v..(p + 1) * v], 1);
+        for k in 0..l * h {
+            put(&mut t.dla_heads[(k * seq + p) * v..][..v], 2 + k);
+        }
+        for layer in 0..l {
+            put(&mut t.dla_bias_b_o[(layer * seq + p) * v..][..v], 2 + l * h + layer);
+        }
+        put(&mut t.dla_bias_const, n_terms - 1);
+    }
+    Ok(t)
+}
+
 /// Writes a trace as safetensors, tensor names as TransformerLens hooks (see `run --out`).
 pub fn write_safetensors(trace: &Trace, cfg: &Config, path: &std::path::Path) -> Result<()> {
     use safetensors::tensor::{Dtype, TensorView};
@@ -193,6 +253,8 @@ pub fn write_safetensors(trace: &Trace, cfg: &Config, path: &std::path::Path) ->
             &trace.resid_post[layer],
         ));
     }
+    // Hooks a format does not record (the int format's z, results, residual) are left out.
+    named.retain(|(_, _, data)| !data.is_empty());
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = named
         .into_iter()
         .map(|(n, shape, data)| {
