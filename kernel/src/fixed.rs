@@ -20,12 +20,13 @@ pub const SHIFT_MAX: i32 = 30;
 /// ```
 ///
 /// `multiplier` is a Q31 number (the host makes it with [`quantize_multiplier`]) and
-/// `shift` is in [`SHIFT_MIN`]`..=`[`SHIFT_MAX`] (positive shifts scale up). Whenever the
-/// exact result fits in an `i32`, this is bit for bit CMSIS-NN's
-/// `arm_nn_requantize(val, multiplier, shift)` built with `CMSIS_NN_USE_SINGLE_ROUNDING`: the
-/// 64-bit product is shifted right by `30 - shift`, truncated to 32 bits, then `(r + 1) >> 1`.
-/// Shifts outside the range are clamped to it (blobs are checked at load, so this never
-/// happens on a loaded model).
+/// `shift` is in [`SHIFT_MIN`]`..=`[`SHIFT_MAX`] (positive shifts scale up). The result is the
+/// exact rounded value, saturated to `i32`. It is bit for bit CMSIS-NN's
+/// `arm_nn_requantize(val, multiplier, shift)` built with `CMSIS_NN_USE_SINGLE_ROUNDING`
+/// (the 64-bit product shifted right by `30 - shift`, truncated to 32 bits, then
+/// `(r + 1) >> 1`) wherever that 32-bit intermediate does not overflow, i.e. whenever
+/// `|result| < 2^30`; beyond, CMSIS-NN wraps and this saturates. Shifts outside the range are
+/// clamped to it (blobs are checked at load, so this never happens on a loaded model).
 ///
 /// ```
 /// use tinylens::fixed::requantize;
@@ -37,8 +38,8 @@ pub const SHIFT_MAX: i32 = 30;
 pub fn requantize(val: i32, multiplier: i32, shift: i32) -> i32 {
     let total = 31 - shift.clamp(SHIFT_MIN, SHIFT_MAX); // 1..=62
     let product = val as i64 * multiplier as i64;
-    let r = (product >> (total - 1)) as i32;
-    r.wrapping_add(1) >> 1
+    let r = ((product >> (total - 1)) + 1) >> 1;
+    r.clamp(i32::MIN as i64, i32::MAX as i64) as i32
 }
 
 /// The `(multiplier, shift)` of a real scale for [`requantize`] (host only: the kernel never

@@ -27,8 +27,8 @@ use crate::{Config, Error, LnConvention, Model, Norm, PosEmbed, Target, Term};
 
 /// Fractional bits of logits and attribution terms: `logit = value / 2^16`.
 pub const LOGIT_FRAC_BITS: u32 = 16;
-/// Fractional bits of the LayerNorm weight and bias words (`w / s_ln`, `b / s_ln` in Q16).
-pub const LN_FRAC_BITS: u32 = 16;
+/// Fractional bits of the LayerNorm weight and bias words (`w / s_ln`, `b / s_ln` in Q12).
+pub const LN_FRAC_BITS: u32 = 12;
 /// Fractional bits of the normalized value `(x - mean) / std` inside [`layer_norm_int`].
 pub const NORM_FRAC_BITS: u32 = 16;
 /// Largest `d_model` the integer LayerNorm handles (its sums of squares fit 64 bits).
@@ -111,12 +111,12 @@ fn normalized(centered: i64, inv: u64) -> i64 {
 /// ```text
 /// c_i   = n x_i - sum_k x_k                        (exact: n times the centred value)
 /// std'  = isqrt(16^2 (sum_k c_k^2 / n + eps))      (16 n std, from the integer square root)
-/// y_i   = round(c_i * 16 / std' * W_i + B_i)        (W_i = w_i / s_ln, B_i = b_i / s_ln, Q16)
+/// y_i   = round(c_i * 16 / std' * W_i + B_i)        (W_i = w_i / s_ln, B_i = b_i / s_ln, Q12)
 /// ```
 ///
 /// `eps` is `n^2 eps / s_x^2` (the host's integer). Returns the frozen [`LnScale`].
 ///
-/// `x`: `[d_model]` i16, `w`, `b`: `[d_model]` Q16, `out`: `[d_model]` i16
+/// `x`: `[d_model]` i16, `w`, `b`: `[d_model]` Q12, `out`: `[d_model]` i16
 pub fn layer_norm_int(x: &[i16], w: &[i32], b: &[i32], eps: u64, out: &mut [i16]) -> LnScale {
     let n = x.len() as i64;
     let sum: i64 = x.iter().map(|&v| v as i64).sum();
@@ -931,7 +931,7 @@ mod tests {
     fn layer_norm_int_normalizes() {
         // x = [1, 2, 3, 4] * 1000: mean 2500, std 1118.03; w = 1 / s_out with s_out = 1/4096.
         let x = [1000i16, 2000, 3000, 4000];
-        let w = [4096 << 16; 4];
+        let w = [4096 << 12; 4];
         let b = [0; 4];
         let mut out = [0i16; 4];
         layer_norm_int(&x, &w, &b, 0, &mut out);
