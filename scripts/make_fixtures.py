@@ -125,6 +125,9 @@ class ModelSpec:
     positional_embedding_type: str = "standard"
     store_dtype: torch.dtype = torch.float32
     extra: Dict[str, Any] = field(default_factory=dict)
+    # > 0: trained for this many steps on repeated random sequences (see ``train_induction``)
+    # instead of perturbed random weights.
+    train_steps: int = 0
 
 
 MODELS: List[ModelSpec] = [
@@ -134,6 +137,9 @@ MODELS: List[ModelSpec] = [
     ModelSpec("l2_shortformer_ln", 104, 2, 3, 24, 8, 36, 20, "LN", "shortformer"),
     ModelSpec("l3_ln_f16", 105, 3, 2, 16, 8, 32, 16, "LN", store_dtype=torch.float16),
     ModelSpec("l2_ln_bf16", 106, 2, 4, 32, 8, 40, 24, "LN", store_dtype=torch.bfloat16),
+    ModelSpec(
+        "l2_induction", 107, 2, 4, 64, 16, 48, 32, "LN", "shortformer", train_steps=3000
+    ),
 ]
 
 
@@ -163,6 +169,9 @@ def build_model(spec: ModelSpec) -> HookedTransformer:
     torch.manual_seed(spec.seed)
     model = HookedTransformer(cfg)
     model.eval()
+    if spec.train_steps > 0:
+        train_induction(model, spec)
+        return model
 
     # Perturb the default init so that every term is exercised: nonzero biases,
     # non-trivial LayerNorm affine parameters and clearly non-uniform attention.
@@ -355,6 +364,180 @@ def compute_reference(model: HookedTransformer, tokens: torch.Tensor):
 
 
 # --------------------------------------------------------------------------
+# a trained model with real induction heads
+# --------------------------------------------------------------------------
+
+
+def repeated_random_batch(gen: torch.Generator, batch: int, n_ctx: int, d_vocab: int) -> torch.Tensor:
+    """``batch`` rows of ``n_ctx`` tokens, each a random prefix of ``period`` tokens repeated
+    until the row is full; ``period`` is drawn per row from ``[4, n_ctx // 2]`` so that only
+    looking back one period (not a fixed distance) predicts the repeats."""
+    rows = []
+    for _ in range(batch):
+        period = int(torch.randint(4, n_ctx // 2 + 1, (1,), generator=gen))
+        prefix = torch.randint(0, d_vocab, (period,), generator=gen)
+        rows.append(prefix.repeat(n_ctx // period + 1)[:n_ctx])
+    return torch.stack(rows)
+
+
+def train_induction(model: HookedTransformer, spec: ModelSpec) -> None:
+    """Train ``model`` (attention-only, 2 layers) for ``spec.train_steps`` Adam steps on
+    repeated random sequences. The second half is predictable only by looking back one period:
+    the model learns previous-token heads in layer 0 and induction heads in layer 1.
+    Shortformer positions (in queries and keys only, as in the framework paper's small models)
+    keep the previous-token heads' output free of positions."""
+    gen = torch.Generator().manual_seed(spec.seed * 13 + 7)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
+    model.train()
+    for step in range(spec.train_steps):
+        tokens = repeated_random_batch(gen, 64, spec.n_ctx, spec.d_vocab)
+        loss = model(tokens, return_type="loss")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 200 == 0 or step == spec.train_steps - 1:
+            print(f"[{spec.name}] step {step:4d} loss {loss.item():.3f}")
+    model.eval()
+
+
+# --------------------------------------------------------------------------
+# circuit analysis references (analysis.safetensors)
+# --------------------------------------------------------------------------
+
+HEAD_SEQS = 4
+
+
+def head_detector_tokens(spec: ModelSpec) -> torch.Tensor:
+    """``HEAD_SEQS`` repeated random sequences, each shorter than ``n_ctx`` as ``detect_head``
+    requires: ``half`` random tokens twice, ``2 * half < n_ctx``."""
+    gen = torch.Generator().manual_seed(spec.seed * 17 + 3)
+    half = (spec.n_ctx - 1) // 2
+    rows = torch.randint(0, spec.d_vocab, (HEAD_SEQS, half), generator=gen)
+    return torch.cat([rows, rows], dim=1).to(torch.int64)
+
+
+def detector_scores(model: HookedTransformer, tokens: torch.Tensor, name: str) -> torch.Tensor:
+    """``head_detector.detect_head`` (error measure "mul", the default) over the rows of
+    ``tokens``, averaged over rows as ``detect_head`` averages a list of prompts. These models
+    have no tokenizer, so ``to_tokens`` is pointed at the stored rows: the detector sees exactly
+    the token ids the Rust side reads from the fixture (no BOS)."""
+    from transformer_lens.head_detector import detect_head
+
+    by_key = {f"seq{i}": tokens[i : i + 1] for i in range(tokens.shape[0])}
+    def to_tokens(seq, *args, **kwargs):
+        if isinstance(seq, list):
+            return torch.cat([by_key[s] for s in seq])
+        return by_key[seq]
+
+    model.to_tokens = to_tokens  # type: ignore[method-assign]
+    try:
+        return detect_head(model, list(by_key), name)
+    finally:
+        del model.to_tokens
+
+
+def ablation_reference(model: HookedTransformer, tokens: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """Mean next-token loss of one sequence, clean and with each head (its ``hook_z``, hence
+    its ``hook_result``) zero- or mean-ablated (mean over positions of this sequence), and with
+    the direct path (the embedding's own way to the unembedding) removed from the final
+    residual stream, zeroed or replaced by its mean over positions."""
+    cfg = model.cfg
+    L, H = cfg.n_layers, cfg.n_heads
+    toks = tokens[None]
+    with torch.no_grad():
+        clean, cache = model.run_with_cache(toks, return_type="loss")
+        zero = torch.zeros(L, H)
+        mean = torch.zeros(L, H)
+        for l in range(L):
+            for h in range(H):
+                def zero_z(z, hook, h=h):
+                    z[:, :, h] = 0.0
+                    return z
+
+                def mean_z(z, hook, h=h):
+                    z[:, :, h] = z[:, :, h].mean(1, keepdim=True)
+                    return z
+
+                name = f"blocks.{l}.attn.hook_z"
+                zero[l, h] = model.run_with_hooks(toks, return_type="loss", fwd_hooks=[(name, zero_z)])
+                mean[l, h] = model.run_with_hooks(toks, return_type="loss", fwd_hooks=[(name, mean_z)])
+        x0 = cache["hook_embed"]
+        if cfg.positional_embedding_type == "standard":
+            x0 = x0 + cache["hook_pos_embed"]
+        last = f"blocks.{L - 1}.hook_resid_post"
+
+        def direct_zero(resid, hook):
+            return resid - x0
+
+        def direct_mean(resid, hook):
+            return resid - x0 + x0.mean(1, keepdim=True)
+
+        dz = model.run_with_hooks(toks, return_type="loss", fwd_hooks=[(last, direct_zero)])
+        dm = model.run_with_hooks(toks, return_type="loss", fwd_hooks=[(last, direct_mean)])
+    return {
+        "ablate.tokens": tokens.clone(),
+        "ablate.loss_clean": clean.reshape(1),
+        "ablate.zero": zero,
+        "ablate.mean": mean,
+        "ablate.direct_zero": dz.reshape(1),
+        "ablate.direct_mean": dm.reshape(1),
+    }
+
+
+def compute_analysis(model: HookedTransformer, spec: ModelSpec) -> Dict[str, torch.Tensor]:
+    """The framework's circuits and scores, each with TransformerLens' own function:
+
+    * ``direct_path`` [d_vocab, d_vocab] = ``W_E @ W_U`` (row = current token, col = next)
+    * ``full_OV`` [L, H, d_vocab, d_vocab] = ``(W_E @ model.OV @ W_U).AB`` (row = source token)
+    * ``full_QK`` [L, H, d_vocab, d_vocab] = ``(W_E @ model.QK @ W_E.T).AB`` (row = destination)
+    * ``copying_score`` [L, H]: eigenvalues of the full OV circuit as
+      ``FactoredMatrix.eigenvalues`` computes them (the d_head x d_head matrix ``BA``),
+      ``(sum(lambda) / sum(|lambda|)).real``; ``full_OV.eigenvalues.real/.imag`` [L, H, d_head]
+    * ``composition_scores.Q/.K/.V`` [L, H, L, H] = ``model.all_composition_scores(mode)``
+    * ``head_tokens`` [HEAD_SEQS, seq] and ``prev_token_score``, ``duplicate_token_score``,
+      ``induction_score`` [L, H] = ``detect_head`` on those rows
+    * ``ablate.*``: see ``ablation_reference``.
+    """
+    out: Dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        W_E, W_U = model.W_E, model.W_U
+        out["direct_path"] = W_E @ W_U
+        full_ov = W_E @ model.OV @ W_U
+        full_qk = W_E @ model.QK @ W_E.T
+        out["full_OV"] = full_ov.AB
+        out["full_QK"] = full_qk.AB
+        eig = full_ov.eigenvalues
+        out["full_OV.eigenvalues.real"] = eig.real.float()
+        out["full_OV.eigenvalues.imag"] = eig.imag.float()
+        out["copying_score"] = (eig.sum(-1) / eig.abs().sum(-1)).real.float()
+        for mode in ("Q", "K", "V"):
+            out[f"composition_scores.{mode}"] = model.all_composition_scores(mode)
+    tokens = head_detector_tokens(spec)
+    out["head_tokens"] = tokens
+    for key, name in (
+        ("prev_token_score", "previous_token_head"),
+        ("duplicate_token_score", "duplicate_token_head"),
+        ("induction_score", "induction_head"),
+    ):
+        out[key] = detector_scores(model, tokens, name).float()
+    out.update(ablation_reference(model, tokens[0]))
+    return out
+
+
+def write_analysis(model: HookedTransformer, spec: ModelSpec, d: str) -> Dict[str, Any]:
+    logging.disable(logging.WARNING)
+    out = compute_analysis(model, spec)
+    logging.disable(logging.NOTSET)
+    save_tensors(os.path.join(d, "analysis.safetensors"), out)
+    return {
+        "copying_score": [[round(x, 4) for x in row] for row in out["copying_score"].tolist()],
+        "prev_token_score": [[round(x, 4) for x in r] for r in out["prev_token_score"].tolist()],
+        "induction_score": [[round(x, 4) for x in r] for r in out["induction_score"].tolist()],
+        "loss_clean": round(out["ablate.loss_clean"].item(), 4),
+    }
+
+
+# --------------------------------------------------------------------------
 # main
 # --------------------------------------------------------------------------
 
@@ -414,8 +597,13 @@ def make_one(spec: ModelSpec, out_dir: str, versions: Dict[str, str]) -> Dict[st
     cfg = model.cfg
     meta = {
         "model": spec.name,
-        "description": "Random attention-only HookedTransformer; reference activations "
-        "from model.run_with_cache(tokens) with use_attn_result=True.",
+        "description": (
+            f"Attention-only HookedTransformer trained {spec.train_steps} steps on repeated "
+            "random sequences"
+            if spec.train_steps
+            else "Random attention-only HookedTransformer"
+        )
+        + "; reference activations from model.run_with_cache(tokens) with use_attn_result=True.",
         "config": {
             "n_layers": cfg.n_layers,
             "n_heads": cfg.n_heads,
@@ -451,6 +639,8 @@ def make_one(spec: ModelSpec, out_dir: str, versions: Dict[str, str]) -> Dict[st
         "versions": versions,
     }
     write_json(os.path.join(d, "reference.json"), meta)
+    analysis = write_analysis(model, spec, d)
+    print(f"[{spec.name}] analysis: {analysis}")
     return meta
 
 

@@ -1,6 +1,7 @@
 //! The host side of tinylens: import TransformerLens checkpoints, write blobs, run the kernel,
 //! and check it against an independent float reference.
 
+pub mod analysis;
 pub mod blobio;
 pub mod commands;
 pub mod import;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Parser, Subcommand};
+use tinylens_cli::analysis::cli as analysis;
 use tinylens_cli::commands::{self, Input};
 
 /// TransformerLens for microcontrollers: attention-only transformers, run by a no_std kernel
@@ -83,6 +84,72 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Circuits: direct path (bigrams), full OV and QK circuits and skip-trigrams per head.
+    Circuits {
+        /// A .tlb blob or a .safetensors checkpoint.
+        model: PathBuf,
+        /// Only this head, LAYER.HEAD (e.g. 1.0); default every head.
+        #[arg(long)]
+        head: Option<String>,
+        /// Entries per row of each table.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// Rows printed per table, those with the largest entries (0: every row).
+        #[arg(long, default_value_t = 10)]
+        rows: usize,
+        /// Skip the direct path W_E W_U (a vocab x vocab x d_model product).
+        #[arg(long)]
+        no_direct: bool,
+        /// Write direct_path, full_OV, full_QK and the top-k tables to this safetensors file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A TransformerLens config.json for a checkpoint.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Heads: previous-token, duplicate and induction scores, copying and composition scores.
+    Heads {
+        /// A .tlb blob or a .safetensors checkpoint.
+        model: PathBuf,
+        /// Number of repeated random sequences.
+        #[arg(long, default_value_t = 8)]
+        seqs: usize,
+        /// Seed of the random sequences.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Token sequences to use instead, one per line.
+        #[arg(long)]
+        tokens_file: Option<PathBuf>,
+        /// Write every score to this safetensors file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A TransformerLens config.json for a checkpoint.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Ablate each head and the direct path (zero and mean): the loss change per term.
+    #[command(group(ArgGroup::new("input").required(true).args(["tokens", "prompt"])))]
+    Ablate {
+        /// A .tlb blob or a .safetensors checkpoint.
+        model: PathBuf,
+        /// Token ids, comma separated.
+        #[arg(long)]
+        tokens: Option<String>,
+        /// Text, encoded with the model's vocabulary.
+        #[arg(long)]
+        prompt: Option<String>,
+        /// Write the losses to this safetensors file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A TransformerLens config.json for a checkpoint.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Pictures: attention (HTML page and SVG heatmaps), attribution bars, head score grids.
+    Plot {
+        #[command(subcommand)]
+        what: Plot,
+    },
     /// Show what a blob or checkpoint holds: config, tensors, sizes, format, checksum.
     Inspect {
         /// A .tlb blob or a .safetensors checkpoint.
@@ -91,6 +158,78 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum Plot {
+    /// A self-contained HTML page of every head's attention (and SVG heatmaps with --svg-dir).
+    #[command(group(ArgGroup::new("input").required(true).args(["tokens", "prompt"])))]
+    Attention {
+        /// A .tlb blob or a .safetensors checkpoint.
+        model: PathBuf,
+        /// Token ids, comma separated.
+        #[arg(long)]
+        tokens: Option<String>,
+        /// Text, encoded with the model's vocabulary.
+        #[arg(long)]
+        prompt: Option<String>,
+        /// The HTML page to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Also write one SVG heatmap per head into this directory.
+        #[arg(long)]
+        svg_dir: Option<PathBuf>,
+        /// A TransformerLens config.json for a checkpoint.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Bars per term (direct path, heads, biases) for one logit at the last position (SVG).
+    #[command(group(ArgGroup::new("input").required(true).args(["tokens", "prompt"])))]
+    Attribution {
+        /// A .tlb blob or a .safetensors checkpoint.
+        model: PathBuf,
+        /// Token ids, comma separated.
+        #[arg(long)]
+        tokens: Option<String>,
+        /// Text, encoded with the model's vocabulary.
+        #[arg(long)]
+        prompt: Option<String>,
+        /// The token whose logit to split (text or id); default the top prediction.
+        #[arg(long)]
+        token: Option<String>,
+        /// The SVG to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// A TransformerLens config.json for a checkpoint.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Grids of head scores and composition scores (SVG).
+    Heads {
+        /// A .tlb blob or a .safetensors checkpoint.
+        model: PathBuf,
+        /// Number of repeated random sequences.
+        #[arg(long, default_value_t = 8)]
+        seqs: usize,
+        /// Seed of the random sequences.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// The SVG to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// A TransformerLens config.json for a checkpoint.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// `--tokens` or `--prompt`, as clap guarantees one of them.
+fn input(tokens: Option<String>, prompt: Option<String>) -> Input {
+    match (tokens, prompt) {
+        (Some(t), _) => Input::Tokens(t),
+        (None, Some(p)) => Input::Prompt(p),
+        (None, None) => unreachable!("clap requires one of --tokens, --prompt"),
+    }
 }
 
 /// Restores the default action of SIGPIPE, so that `tinylens ... | head` ends quietly like any
@@ -153,6 +292,87 @@ fn main() -> ExitCode {
             seed,
         )
         .map(|_| ()),
+        Command::Circuits {
+            model,
+            head,
+            top,
+            rows,
+            no_direct,
+            out,
+            config,
+        } => analysis::circuits_command(
+            &model,
+            config.as_deref(),
+            head.as_deref(),
+            top,
+            rows,
+            no_direct,
+            out.as_deref(),
+        ),
+        Command::Heads {
+            model,
+            seqs,
+            seed,
+            tokens_file,
+            out,
+            config,
+        } => analysis::heads_command(
+            &model,
+            config.as_deref(),
+            tokens_file.as_deref(),
+            seqs,
+            seed,
+            out.as_deref(),
+        ),
+        Command::Ablate {
+            model,
+            tokens,
+            prompt,
+            out,
+            config,
+        } => analysis::ablate_command(
+            &model,
+            config.as_deref(),
+            &input(tokens, prompt),
+            out.as_deref(),
+        ),
+        Command::Plot { what } => match what {
+            Plot::Attention {
+                model,
+                tokens,
+                prompt,
+                output,
+                svg_dir,
+                config,
+            } => analysis::plot_attention_command(
+                &model,
+                config.as_deref(),
+                &input(tokens, prompt),
+                &output,
+                svg_dir.as_deref(),
+            ),
+            Plot::Attribution {
+                model,
+                tokens,
+                prompt,
+                token,
+                output,
+                config,
+            } => analysis::plot_attribution_command(
+                &model,
+                config.as_deref(),
+                &input(tokens, prompt),
+                token.as_deref(),
+                &output,
+            ),
+            Plot::Heads {
+                model,
+                seqs,
+                seed,
+                output,
+                config,
+            } => analysis::plot_heads_command(&model, config.as_deref(), seqs, seed, &output),
+        },
         Command::Inspect { file, config } => commands::inspect(&file, config.as_deref()),
     };
     match result {
