@@ -1,0 +1,47 @@
+//! The f32 blob on a Cortex-M4F: weights read in place from flash, all decoding state in one
+//! static arena sized at compile time from the model's config.
+#![no_std]
+#![no_main]
+
+use common::{models, qemu, Line, Out};
+use cortex_m_rt::{entry, exception, ExceptionFrame};
+use panic_semihosting as _;
+use tinylens::{Arena, Decoder, Model};
+
+/// The model, 16-byte aligned in flash.
+static BLOB: &[u8] = tinylens::include_blob!("../../../../fixtures/firmware/l2_ln.f32.tlb");
+/// Its config, as `tinylens inspect` prints it.
+const CONFIG: tinylens::Config = models::L2_LN;
+
+#[entry]
+fn main() -> ! {
+    // `static mut` in `#[entry]` is handed out once as `&'static mut`: it lives in .bss.
+    static mut STATE: Arena<{ CONFIG.state_len() }> = Arena::new();
+    qemu::paint_stack();
+    let core = cortex_m::Peripherals::take().unwrap_or_else(|| qemu::fail("peripherals"));
+    let mut clock = qemu::SysTickClock::start(core.SYST, 40, 1); // 25 MHz: 40 instructions a tick
+    let mut out = qemu::stdout();
+    out.emit(&Line::Target("QEMU mps2-an386, Cortex-M4F"));
+
+    let model = Model::from_blob(BLOB).unwrap_or_else(|e| qemu::fail(e));
+    if *model.config() != CONFIG {
+        qemu::fail("the blob's config is not CONFIG");
+    }
+    let mut decoder = Decoder::new(&model, STATE.as_mut_slice()).unwrap_or_else(|e| qemu::fail(e));
+    match common::run(
+        &model,
+        &mut decoder,
+        CONFIG.n_ctx,
+        &common::DEMO,
+        &mut out,
+        &mut clock,
+    ) {
+        Ok(_) => qemu::finish(&mut out),
+        Err(e) => qemu::fail(e),
+    }
+}
+
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    qemu::fail(format_args!("HardFault at pc {:#010x}", frame.pc()))
+}

@@ -1,0 +1,61 @@
+//! The int8-weight blob on a Cortex-M4F, with its state on a heap: for firmware that picks a
+//! model at run time (from a file system, a radio, another flash bank) and so cannot size a
+//! static from a config constant. Only the heap's size is fixed at compile time.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::vec;
+use core::mem::MaybeUninit;
+
+use common::{qemu, Line, Out};
+use cortex_m_rt::{entry, exception, ExceptionFrame};
+use embedded_alloc::LlffHeap as Heap;
+use panic_semihosting as _;
+use tinylens::{Decoder, Model};
+
+#[global_allocator]
+static HEAP: Heap = Heap::empty();
+
+/// The heap: room for the state of any model that needs up to about 14 KiB.
+const HEAP_BYTES: usize = 14 * 1024;
+
+/// The model, 16-byte aligned in flash; it could as well come from anywhere at run time.
+static BLOB: &[u8] = tinylens::include_blob!("../../../../fixtures/firmware/l2_ln.i8.tlb");
+
+#[entry]
+fn main() -> ! {
+    static mut HEAP_MEM: [MaybeUninit<u8>; HEAP_BYTES] = [MaybeUninit::uninit(); HEAP_BYTES];
+    // SAFETY: called once, before any allocation, on memory nothing else uses.
+    unsafe { HEAP.init(HEAP_MEM.as_mut_ptr() as usize, HEAP_BYTES) }
+    qemu::paint_stack();
+    let core = cortex_m::Peripherals::take().unwrap_or_else(|| qemu::fail("peripherals"));
+    let mut clock = qemu::SysTickClock::start(core.SYST, 40, 1); // 25 MHz: 40 instructions a tick
+    let mut out = qemu::stdout();
+    out.emit(&Line::Target(
+        "QEMU mps2-an386, Cortex-M4F, state on the heap",
+    ));
+
+    let model = Model::from_blob(BLOB).unwrap_or_else(|e| qemu::fail(e));
+    // The state's size comes from the blob's config, at run time.
+    let mut state = vec![0.0f32; model.config().state_len()];
+    let mut decoder = Decoder::new(&model, &mut state).unwrap_or_else(|e| qemu::fail(e));
+    let ctx = model.config().n_ctx;
+    match common::run(
+        &model,
+        &mut decoder,
+        ctx,
+        &common::DEMO,
+        &mut out,
+        &mut clock,
+    ) {
+        Ok(_) => qemu::finish(&mut out),
+        Err(e) => qemu::fail(e),
+    }
+}
+
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    qemu::fail(format_args!("HardFault at pc {:#010x}", frame.pc()))
+}

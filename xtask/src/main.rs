@@ -1,0 +1,644 @@
+//! `cargo xtask <task>`: repository tasks that need more than one cargo command.
+//!
+//! - `cargo xtask qemu [--bless]`: builds every QEMU firmware example, runs it under QEMU (with
+//!   `-icount shift=0`, under a timeout), and compares its transcript with a golden file that
+//!   the host kernel makes from the same blob and prompt: the integer path bit for bit, `f32`
+//!   and `i8` within [`F32_TOLERANCE`]. Records flash, static RAM and executed instructions
+//!   per token against the snapshot `fixtures/firmware/snapshot.txt` and fails on growth past
+//!   [`GROWTH`]; writes the figures table `fixtures/firmware/figures.md`.
+//! - `cargo xtask boards [--bless]`: builds the real-board examples (not run) and checks their
+//!   sizes against the same snapshot.
+//! - `--bless` remakes the blobs from `fixtures/tl/l2_ln` with `tinylens quantize`, rewrites the
+//!   golden transcripts from the host kernel, and records the sizes and counts as the new
+//!   snapshot. Commit what it changes, and say in the commit why sizes grew.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use std::{env, fs, thread};
+
+use anyhow::{bail, ensure, Context, Result};
+use common::{cost, FmtOut, NoClock};
+use tinylens::writer::AlignedBytes;
+use tinylens::{Decoder, IntDecoder, Model, NumberFormat};
+
+/// `f32` and `i8` transcripts: every number within this absolute plus relative difference of
+/// the host's (the device and the host run the same operations in the same order, so in
+/// practice they agree to the last printed digit).
+const F32_TOLERANCE: f64 = 1e-4;
+/// Flash and instructions per token may grow by this fraction before a run fails (compiler
+/// updates move them a little); static RAM may not grow at all.
+const GROWTH: f64 = 0.05;
+/// Longest a single QEMU run may take.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How an example is checked.
+#[derive(Clone, Copy, PartialEq)]
+enum Check {
+    /// Runs under QEMU; output through semihosting.
+    Qemu,
+    /// Runs under QEMU; output as defmt frames through semihosting, decoded by `defmt-print`.
+    QemuDefmt,
+    /// A real board: built and size-checked only.
+    Build,
+}
+
+struct Example {
+    /// Package directory under `firmware-examples/`.
+    package: &'static str,
+    /// Binary.
+    bin: &'static str,
+    /// Rust target.
+    triple: &'static str,
+    /// The core and machine, for the figures.
+    core: &'static str,
+    /// The blob, in `fixtures/firmware/`.
+    blob: &'static str,
+    /// Instructions per MAC the example should reach.
+    goal: Option<f64>,
+    check: Check,
+}
+
+const EXAMPLES: &[Example] = &[
+    Example {
+        package: "qemu-m4f",
+        bin: "m4f-f32",
+        triple: "thumbv7em-none-eabihf",
+        core: "Cortex-M4F (QEMU mps2-an386)",
+        blob: "l2_ln.f32.tlb",
+        goal: Some(1.5),
+        check: Check::Qemu,
+    },
+    Example {
+        package: "qemu-m4f",
+        bin: "m4f-i8-heap",
+        triple: "thumbv7em-none-eabihf",
+        core: "Cortex-M4F (QEMU mps2-an386), heap",
+        blob: "l2_ln.i8.tlb",
+        goal: Some(1.2),
+        check: Check::Qemu,
+    },
+    Example {
+        package: "qemu-m4f",
+        bin: "m4f-int",
+        triple: "thumbv7em-none-eabihf",
+        core: "Cortex-M4F (QEMU mps2-an386)",
+        blob: "l2_ln.int.tlb",
+        goal: Some(1.2),
+        check: Check::Qemu,
+    },
+    Example {
+        package: "qemu-m7-defmt",
+        bin: "m7-f32-defmt",
+        triple: "thumbv7em-none-eabihf",
+        core: "Cortex-M7 (QEMU mps2-an500), defmt",
+        blob: "l2_ln.f32.tlb",
+        goal: Some(1.5),
+        check: Check::QemuDefmt,
+    },
+    Example {
+        package: "qemu-m3",
+        bin: "m3-int",
+        triple: "thumbv7m-none-eabi",
+        core: "Cortex-M3 (QEMU lm3s6965evb)",
+        blob: "l2_ln.int.tlb",
+        goal: Some(3.0),
+        check: Check::Qemu,
+    },
+    Example {
+        package: "qemu-m0",
+        bin: "m0-int",
+        triple: "thumbv6m-none-eabi",
+        core: "Cortex-M0 (QEMU microbit, 16 KB RAM)",
+        blob: "l2_ln.int.tlb",
+        goal: Some(5.0),
+        check: Check::Qemu,
+    },
+    Example {
+        package: "board-nrf52840",
+        bin: "board-nrf52840",
+        triple: "thumbv7em-none-eabihf",
+        core: "nRF52840 (Cortex-M4F), defmt over RTT",
+        blob: "l2_ln.f32.tlb",
+        goal: None,
+        check: Check::Build,
+    },
+    Example {
+        package: "board-rp2040",
+        bin: "board-rp2040",
+        triple: "thumbv6m-none-eabi",
+        core: "RP2040 (Cortex-M0+)",
+        blob: "l2_ln.int.tlb",
+        goal: None,
+        check: Check::Build,
+    },
+    Example {
+        package: "board-stm32f411",
+        bin: "board-stm32f411",
+        triple: "thumbv7em-none-eabihf",
+        core: "STM32F411 (Cortex-M4F)",
+        blob: "l2_ln.i8.tlb",
+        goal: None,
+        check: Check::Build,
+    },
+    Example {
+        package: "board-gd32vf103",
+        bin: "board-gd32vf103",
+        triple: "riscv32imac-unknown-none-elf",
+        core: "GD32VF103 (RISC-V RV32IMAC)",
+        blob: "l2_ln.int.tlb",
+        goal: None,
+        check: Check::Build,
+    },
+];
+
+fn main() -> Result<()> {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let bless = args.iter().any(|a| a == "--bless");
+    match args.first().map(String::as_str) {
+        Some("qemu") => firmware(bless, true),
+        Some("boards") => firmware(bless, false),
+        _ => {
+            eprintln!("usage: cargo xtask qemu [--bless] | cargo xtask boards [--bless]");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn fixtures() -> PathBuf {
+    root().join("fixtures/firmware")
+}
+
+/// Runs `cmd`, failing with its name if it fails.
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    ensure!(status.success(), "{cmd:?} failed ({status})");
+    Ok(())
+}
+
+/// What one example measured.
+struct Measured {
+    flash: u64,
+    ram: u64,
+    instructions_per_token: Option<u64>,
+    macs_per_token: Option<u64>,
+    stack: Option<u64>,
+}
+
+fn firmware(bless: bool, qemu: bool) -> Result<()> {
+    let examples: Vec<&Example> = EXAMPLES
+        .iter()
+        .filter(|e| (e.check != Check::Build) == qemu)
+        .collect();
+    if bless && qemu {
+        make_blobs()?;
+    }
+    // One build per package: the firmware workspace shares one target directory, so
+    // dependencies compile once per target.
+    let mut built = Vec::new();
+    for e in &examples {
+        if !built.contains(&e.package) {
+            println!("==> build firmware-examples/{}", e.package);
+            run(Command::new("cargo")
+                .args(["build", "--release", "--bins"])
+                .current_dir(root().join("firmware-examples").join(e.package)))?;
+            built.push(e.package);
+        }
+    }
+    let mut failures = Vec::new();
+    let mut measured = BTreeMap::new();
+    for e in &examples {
+        match check(e, bless) {
+            Ok(m) => {
+                measured.insert(e.bin, m);
+            }
+            Err(err) => {
+                println!("FAIL {}: {err:#}", e.bin);
+                failures.push(e.bin);
+            }
+        }
+    }
+    let snapshot_failures = snapshot(&examples, &measured, bless)?;
+    if qemu {
+        let table = figures(&examples, &measured)?;
+        println!("\n{table}");
+        if bless {
+            fs::write(fixtures().join("figures.md"), table)?;
+        }
+    }
+    failures.extend(snapshot_failures);
+    if !failures.is_empty() {
+        bail!(
+            "{} example(s) failed: {} (if a change is intended, `cargo xtask {} --bless` records it)",
+            failures.len(),
+            failures.join(", "),
+            if qemu { "qemu" } else { "boards" }
+        );
+    }
+    println!("all {} firmware examples pass", examples.len());
+    Ok(())
+}
+
+/// Remakes the blobs from the fixture checkpoint with the CLI.
+fn make_blobs() -> Result<()> {
+    for format in ["f32", "i8", "int"] {
+        let out = fixtures().join(format!("l2_ln.{format}.tlb"));
+        run(Command::new("cargo")
+            .args([
+                "run",
+                "--release",
+                "-q",
+                "-p",
+                "tinylens-cli",
+                "--",
+                "quantize",
+            ])
+            .arg(root().join("fixtures/tl/l2_ln/model.safetensors"))
+            .arg("-o")
+            .arg(&out)
+            .args(["--format", format])
+            .current_dir(root()))?;
+    }
+    Ok(())
+}
+
+fn elf(e: &Example) -> PathBuf {
+    root()
+        .join("firmware-examples/target")
+        .join(e.triple)
+        .join("release")
+        .join(e.bin)
+}
+
+fn check(e: &Example, bless: bool) -> Result<Measured> {
+    let (flash, ram) = sizes(&elf(e))?;
+    let mut m = Measured {
+        flash,
+        ram,
+        instructions_per_token: None,
+        macs_per_token: None,
+        stack: None,
+    };
+    if e.check == Check::Build {
+        println!(
+            "ok   {:<16} built: flash {flash} B, static RAM {ram} B",
+            e.bin
+        );
+        return Ok(m);
+    }
+    let golden_path = fixtures().join("golden").join(format!("{}.txt", e.bin));
+    let host = host_transcript(&fixtures().join(e.blob))?;
+    if bless {
+        fs::create_dir_all(golden_path.parent().unwrap())?;
+        fs::write(&golden_path, &host)?;
+    }
+    let golden = fs::read_to_string(&golden_path)
+        .with_context(|| format!("no golden transcript {}", golden_path.display()))?;
+    ensure!(
+        golden == host,
+        "the host kernel's transcript differs from {} (the kernel's output changed)",
+        golden_path.display()
+    );
+    let device = run_device(e)?;
+    let int = e.blob.contains(".int.");
+    let (body, device_only) = split_device(&device);
+    ensure!(
+        device_only.iter().any(|l| l.trim() == "done"),
+        "the run did not end with `done`:\n{device}"
+    );
+    compare(&body, &golden, int).with_context(|| format!("device transcript:\n{device}"))?;
+    for line in &device_only {
+        if let Some(rest) = line.strip_prefix("cost: ") {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            m.instructions_per_token = words.first().and_then(|w| w.parse().ok());
+            m.macs_per_token = words
+                .iter()
+                .position(|&w| w == "MACs")
+                .and_then(|i| words[i - 1].parse().ok());
+        }
+        if let Some(rest) = line.strip_prefix("stack: ") {
+            m.stack = rest.split_whitespace().next().and_then(|w| w.parse().ok());
+        }
+    }
+    ensure!(
+        m.instructions_per_token.is_some(),
+        "no cost line:\n{device}"
+    );
+    println!(
+        "ok   {:<16} transcript matches the host kernel ({}); {} instructions per token",
+        e.bin,
+        if int { "bit for bit" } else { "within 1e-4" },
+        m.instructions_per_token.unwrap_or(0)
+    );
+    Ok(m)
+}
+
+/// The transcript of the host kernel on `blob`: what the firmware must print, less its
+/// device-only lines.
+fn host_transcript(blob: &Path) -> Result<String> {
+    let bytes = fs::read(blob).with_context(|| format!("cannot read {}", blob.display()))?;
+    let bytes = AlignedBytes::new(&bytes);
+    let model = Model::from_blob(bytes.as_bytes())?;
+    let cfg = *model.config();
+    let mut out = FmtOut(String::new());
+    let demo = common::DEMO;
+    let result = match model.format() {
+        NumberFormat::Int => {
+            let mut state = vec![0i32; cfg.int_state_len()];
+            let mut decoder = IntDecoder::new(&model, &mut state)?;
+            common::run(
+                &model,
+                &mut decoder,
+                cfg.n_ctx,
+                &demo,
+                &mut out,
+                &mut NoClock,
+            )
+        }
+        _ => {
+            let mut state = vec![0.0f32; cfg.state_len()];
+            let mut decoder = Decoder::new(&model, &mut state)?;
+            common::run(
+                &model,
+                &mut decoder,
+                cfg.n_ctx,
+                &demo,
+                &mut out,
+                &mut NoClock,
+            )
+        }
+    };
+    result.map_err(|e| anyhow::anyhow!("host run of {}: {e}", blob.display()))?;
+    Ok(out.0)
+}
+
+/// Runs the example with `cargo run` (its `.cargo/config.toml` runner: QEMU, and
+/// `defmt-print` for defmt) under a timeout, and returns its stdout.
+fn run_device(e: &Example) -> Result<String> {
+    if e.check == Check::QemuDefmt
+        && Command::new("defmt-print")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        bail!("defmt-print is missing: cargo install defmt-print");
+    }
+    let mut child = Command::new("cargo")
+        .args(["run", "--release", "-q", "--bin", e.bin])
+        .current_dir(root().join("firmware-examples").join(e.package))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run cargo")?;
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if start.elapsed() > RUN_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let (out, err) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    match status {
+        None => bail!("timed out after {RUN_TIMEOUT:?}:\n{out}{err}"),
+        Some(s) if !s.success() => bail!("exited with {s}:\n{out}{err}"),
+        Some(_) => Ok(out),
+    }
+}
+
+/// Splits a device transcript into what the host also prints and the device-only lines
+/// (`target:`, `cost:`, `stack:`, `done`).
+fn split_device(device: &str) -> (String, Vec<String>) {
+    let mut body = String::new();
+    let mut only = Vec::new();
+    for line in device.lines() {
+        let t = line.trim();
+        if ["target:", "cost:", "stack:"]
+            .iter()
+            .any(|p| t.starts_with(p))
+            || t == "done"
+        {
+            only.push(t.to_string());
+        } else {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    (body, only)
+}
+
+/// Compares transcripts line by line and word by word: words equal, or (unless `exact`) both
+/// numbers within [`F32_TOLERANCE`].
+fn compare(device: &str, golden: &str, exact: bool) -> Result<()> {
+    let (d, g): (Vec<&str>, Vec<&str>) = (device.lines().collect(), golden.lines().collect());
+    ensure!(
+        d.len() == g.len(),
+        "{} lines, the golden transcript has {}",
+        d.len(),
+        g.len()
+    );
+    for (i, (dl, gl)) in d.iter().zip(&g).enumerate() {
+        let (dw, gw): (Vec<&str>, Vec<&str>) = (
+            dl.split_whitespace().collect(),
+            gl.split_whitespace().collect(),
+        );
+        let same = dw.len() == gw.len()
+            && dw
+                .iter()
+                .zip(&gw)
+                .all(|(a, b)| a == b || (!exact && numbers_close(a, b)));
+        ensure!(same, "line {}:\n  device: {dl}\n  golden: {gl}", i + 1);
+    }
+    Ok(())
+}
+
+fn numbers_close(a: &str, b: &str) -> bool {
+    let num = |w: &str| w.trim_end_matches([',', ':']).parse::<f64>().ok();
+    match (num(a), num(b)) {
+        (Some(x), Some(y)) => (x - y).abs() <= F32_TOLERANCE * (1.0 + y.abs()),
+        _ => false,
+    }
+}
+
+/// (flash, static RAM) of an ELF from its sections (`size -A`): flash holds code, read-only
+/// data and the initial values of `.data`; static RAM is `.data`, `.bss` and `.uninit`
+/// (the stack and any heap region outside statics are not static).
+fn sizes(elf: &Path) -> Result<(u64, u64)> {
+    let out = Command::new("size")
+        .args(["-A", "-d"])
+        .arg(elf)
+        .output()
+        .context("cannot run `size` (binutils)")?;
+    ensure!(out.status.success(), "size {} failed", elf.display());
+    let (mut flash, mut ram) = (0, 0);
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let [name, size, addr] = words[..] else {
+            continue;
+        };
+        let (Ok(size), Ok(addr)) = (size.parse::<u64>(), addr.parse::<u64>()) else {
+            continue;
+        };
+        if addr == 0 && !name.starts_with(".vector_table") && !name.starts_with(".text") {
+            continue; // debug info, defmt's table, comments
+        }
+        match name {
+            ".data" | ".sdata" => {
+                flash += size;
+                ram += size;
+            }
+            ".bss" | ".sbss" | ".uninit" => ram += size,
+            ".vector_table" | ".text" | ".rodata" | ".srodata" | ".init" | ".trap" | ".boot2"
+            | ".boot_loader" | ".start_block" | ".end_block" | ".bi_entries" => flash += size,
+            _ => {}
+        }
+    }
+    Ok((flash, ram))
+}
+
+/// Compares sizes and instruction counts with `fixtures/firmware/snapshot.txt` (or records
+/// them, blessing). Returns the examples that grew.
+fn snapshot(
+    examples: &[&Example],
+    measured: &BTreeMap<&str, Measured>,
+    bless: bool,
+) -> Result<Vec<&'static str>> {
+    let path = fixtures().join("snapshot.txt");
+    let old = fs::read_to_string(&path).unwrap_or_default();
+    let mut rows: BTreeMap<String, [Option<u64>; 3]> = BTreeMap::new();
+    for line in old
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if let [bin, flash, ram, instr] = w[..] {
+            rows.insert(
+                bin.to_string(),
+                [flash.parse().ok(), ram.parse().ok(), instr.parse().ok()],
+            );
+        }
+    }
+    let mut failed = Vec::new();
+    for e in examples {
+        let Some(m) = measured.get(e.bin) else {
+            continue;
+        };
+        let new = [Some(m.flash), Some(m.ram), m.instructions_per_token];
+        match rows.get(e.bin) {
+            Some(old) if !bless => {
+                let grew = |i: usize, slack: f64| match (old[i], new[i]) {
+                    (Some(o), Some(n)) => n as f64 > o as f64 * (1.0 + slack),
+                    _ => false,
+                };
+                for (i, what, slack) in [
+                    (0, "flash", GROWTH),
+                    (1, "static RAM", 0.0),
+                    (2, "instructions per token", GROWTH),
+                ] {
+                    if grew(i, slack) {
+                        println!(
+                            "FAIL {}: {what} grew from {} to {} (snapshot {})",
+                            e.bin,
+                            old[i].unwrap_or(0),
+                            new[i].unwrap_or(0),
+                            path.display()
+                        );
+                        failed.push(e.bin);
+                    }
+                }
+            }
+            None if !bless => {
+                println!("FAIL {}: not in the snapshot {}", e.bin, path.display());
+                failed.push(e.bin);
+            }
+            _ => {
+                rows.insert(e.bin.to_string(), new);
+            }
+        }
+    }
+    if bless {
+        let mut text = String::from(
+            "# Firmware sizes and costs, checked by `cargo xtask qemu` and `cargo xtask boards`\n\
+             # (rewritten by --bless). Bytes; instructions per generated token under QEMU\n\
+             # -icount shift=0 (executed instructions, not cycles); `-` for boards.\n\
+             # bin flash static_ram instructions_per_token\n",
+        );
+        for (bin, [f, r, i]) in &rows {
+            let s = |v: &Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+            writeln!(text, "{bin} {} {} {}", s(f), s(r), s(i))?;
+        }
+        fs::write(&path, text)?;
+    }
+    Ok(failed)
+}
+
+/// The README's figures table.
+fn figures(examples: &[&Example], measured: &BTreeMap<&str, Measured>) -> Result<String> {
+    let mut t = String::from(
+        "| target | format | flash | static RAM | RAM minimum | instructions per token | instructions per MAC (goal) |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for e in examples {
+        let Some(m) = measured.get(e.bin) else {
+            continue;
+        };
+        let bytes = fs::read(fixtures().join(e.blob))?;
+        let bytes = AlignedBytes::new(&bytes);
+        let model = Model::from_blob(bytes.as_bytes())?;
+        let cfg = model.config();
+        let int = model.format() == NumberFormat::Int;
+        let min = cost::min_ram_bytes(cfg, cfg.n_ctx, int) as u64;
+        let per_mac = match (m.instructions_per_token, m.macs_per_token) {
+            (Some(i), Some(macs)) => format!("{:.2}", i as f64 / macs as f64),
+            _ => "-".into(),
+        };
+        let goal = e.goal.map_or(String::new(), |g| format!(" ({g})"));
+        writeln!(
+            t,
+            "| {} | {} | {} B | {} B ({:.2}x) | {} B | {} | {}{} |",
+            e.core,
+            model.format().name(),
+            m.flash,
+            m.ram,
+            m.ram as f64 / min as f64,
+            min,
+            m.instructions_per_token
+                .map_or("-".into(), |i| i.to_string()),
+            per_mac,
+            goal,
+        )?;
+        let _ = m.stack;
+    }
+    Ok(t)
+}
