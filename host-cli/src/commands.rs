@@ -39,7 +39,7 @@ pub fn quantize(
     let Some(number_format) = NumberFormat::from_name(format) else {
         let names: Vec<&str> = NumberFormat::ALL.iter().map(|f| f.name()).collect();
         bail!(
-            "unknown --format {format:?}: expected one of {}",
+            "unsupported --format {format:?}: expected one of {}",
             names.join(", ")
         );
     };

@@ -6,7 +6,7 @@
 //! Weight scales are symmetric (`q = round(w / s)`, `s = max |w| / 127`), per output column
 //! (`i8`, `int`) or per 32 consecutive elements (`i8-block32`). Activation scales of the `int`
 //! format come from running the `f32` kernel over calibration sequences and taking the largest
-//! magnitude of each quantity, times [`HEADROOM`].
+//! magnitude of each quantity, times [`HEADROOM`] (int16) or [`HEADROOM_I8`] (int8).
 
 use anyhow::{anyhow, bail, Result};
 use tinylens::blob::{quant_len, tensors_in, NumberFormat, TensorId, TensorKind};
@@ -19,9 +19,12 @@ use crate::blobio::{blob_from_params, tensor};
 use crate::params::Params;
 use crate::trace::trace;
 
-/// Calibrated ranges are widened by this factor before they become scales, so that inputs a
-/// little outside the calibration set do not saturate.
-pub const HEADROOM: f64 = 1.1;
+/// Calibrated ranges are widened by this factor before they become int16 scales, so that
+/// inputs outside the calibration set do not saturate (int16 has bits to spare).
+pub const HEADROOM: f64 = 2.0;
+
+/// The same for int8 scales (keys and values), where every bit counts.
+pub const HEADROOM_I8: f64 = 1.5;
 
 /// Largest int16 / int8 magnitudes used by the symmetric scales.
 const Q15: f64 = 32767.0;
@@ -149,15 +152,17 @@ fn write_i8(params: &Params, format: NumberFormat) -> Result<Vec<u8>> {
         q.push((tid, m.q));
     }
     debug_assert_eq!(global.len(), quant_len(format, &cfg, TensorKind::Quant));
-    write_blob(&cfg, format, params.vocab.as_deref(), |tid| match tid.kind {
-        TensorKind::Quant => TensorData::F32(&global),
-        TensorKind::LayerQuant => TensorData::F32(&layer_records[tid.layer as usize]),
-        kind if MATRICES.contains(&kind) => TensorData::I8(
-            q.iter()
-                .find(|(t, _)| *t == tid)
-                .map_or(&[][..], |(_, v)| v.as_slice()),
-        ),
-        _ => TensorData::F32(tensor(params, tid)),
+    write_blob(&cfg, format, params.vocab.as_deref(), |tid| {
+        match tid.kind {
+            TensorKind::Quant => TensorData::F32(&global),
+            TensorKind::LayerQuant => TensorData::F32(&layer_records[tid.layer as usize]),
+            kind if MATRICES.contains(&kind) => TensorData::I8(
+                q.iter()
+                    .find(|(t, _)| *t == tid)
+                    .map_or(&[][..], |(_, v)| v.as_slice()),
+            ),
+            _ => TensorData::F32(tensor(params, tid)),
+        }
     })
     .map_err(|e| anyhow!("cannot write blob: {e}"))
 }
@@ -173,7 +178,7 @@ pub struct Ranges {
     pub resid: f64,
     /// Per layer: the heads' input (`ln1(x)`, plus `W_pos` for shortformer queries/keys).
     pub ln1: Vec<f64>,
-    /// Per layer, per head: `q`, `k`, `v`.
+    /// Per layer, per head and dimension (`h * d_head + j`): `q`, `k`, `v`.
     pub q: Vec<Vec<f64>>,
     /// See `q`.
     pub k: Vec<Vec<f64>>,
@@ -257,9 +262,9 @@ pub fn calibrate(params: &Params, sequences: &[Vec<u32>]) -> Result<Ranges> {
     let model = Model::from_blob(blob.as_bytes()).map_err(|e| anyhow!(e))?;
     let mut r = Ranges {
         ln1: vec![0.0; l_n],
-        q: vec![vec![0.0; h_n]; l_n],
-        k: vec![vec![0.0; h_n]; l_n],
-        v: vec![vec![0.0; h_n]; l_n],
+        q: vec![vec![0.0; h_n * d]; l_n],
+        k: vec![vec![0.0; h_n * d]; l_n],
+        v: vec![vec![0.0; h_n * d]; l_n],
         z: vec![0.0; l_n],
         ..Ranges::default()
     };
@@ -271,7 +276,10 @@ pub fn calibrate(params: &Params, sequences: &[Vec<u32>]) -> Result<Ranges> {
                 .map(|i| params.w_e[tok as usize * m + i] as f64)
                 .collect();
             if let (PosEmbed::Standard, Some(w_pos)) = (cfg.pos, &params.w_pos) {
-                resid.iter_mut().enumerate().for_each(|(i, x)| *x += w_pos[p * m + i] as f64);
+                resid
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(i, x)| *x += w_pos[p * m + i] as f64);
             }
             r.resid = r.resid.max(max_abs(resid.iter().copied()));
             for l in 0..l_n {
@@ -282,16 +290,22 @@ pub fn calibrate(params: &Params, sequences: &[Vec<u32>]) -> Result<Ranges> {
                 };
                 let mut qk_in = normed.clone();
                 if let (PosEmbed::Shortformer, Some(w_pos)) = (cfg.pos, &params.w_pos) {
-                    qk_in.iter_mut().enumerate().for_each(|(i, x)| *x += w_pos[p * m + i] as f64);
+                    qk_in
+                        .iter_mut()
+                        .enumerate()
+                        .for_each(|(i, x)| *x += w_pos[p * m + i] as f64);
                 }
                 r.ln1[l] = r.ln1[l].max(max_abs(normed.iter().chain(&qk_in).copied()));
                 for h in 0..h_n {
                     let q = head_proj(&qk_in, &lp.w_q, &lp.b_q, h, d);
                     let k = head_proj(&qk_in, &lp.w_k, &lp.b_k, h, d);
                     let v = head_proj(&normed, &lp.w_v, &lp.b_v, h, d);
-                    r.q[l][h] = r.q[l][h].max(max_abs(q));
-                    r.k[l][h] = r.k[l][h].max(max_abs(k));
-                    r.v[l][h] = r.v[l][h].max(max_abs(v));
+                    for j in 0..d {
+                        let c = h * d + j;
+                        r.q[l][c] = r.q[l][c].max(q[j].abs());
+                        r.k[l][c] = r.k[l][c].max(k[j].abs());
+                        r.v[l][c] = r.v[l][c].max(v[j].abs());
+                    }
                 }
                 let z = &t.z[l][p * h_n * d..(p + 1) * h_n * d];
                 r.z[l] = r.z[l].max(max_abs(z.iter().map(|&v| v as f64)));
@@ -301,11 +315,16 @@ pub fn calibrate(params: &Params, sequences: &[Vec<u32>]) -> Result<Ranges> {
                     resid.iter_mut().zip(res).for_each(|(x, &y)| *x += y as f64);
                     r.resid = r.resid.max(max_abs(resid.iter().copied()));
                 }
-                resid = t.resid_post[l][p * m..(p + 1) * m].iter().map(|&v| v as f64).collect();
+                resid = t.resid_post[l][p * m..(p + 1) * m]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
                 r.resid = r.resid.max(max_abs(resid.iter().copied()));
             }
             if let (Some(ln), Norm::LayerNorm { eps }) = (&params.ln_final, cfg.norm) {
-                r.ln_final = r.ln_final.max(max_abs(layer_norm64(&resid, &ln.w, &ln.b, eps)));
+                r.ln_final = r
+                    .ln_final
+                    .max(max_abs(layer_norm64(&resid, &ln.w, &ln.b, eps)));
             }
         }
     }
@@ -316,9 +335,11 @@ pub fn calibrate(params: &Params, sequences: &[Vec<u32>]) -> Result<Ranges> {
 // The int blob
 // ------------------------------------------------------------------------------------------
 
-/// A scale from a calibrated magnitude: `max * HEADROOM / qmax` (never zero).
+/// A scale from a calibrated magnitude: `max * headroom / qmax` (never zero), with
+/// [`HEADROOM`] for int16 and [`HEADROOM_I8`] for int8 quantities.
 fn act_scale(max: f64, qmax: f64) -> f64 {
-    (max.max(1e-6) * HEADROOM) / qmax
+    let headroom = if qmax > Q7 { HEADROOM } else { HEADROOM_I8 };
+    (max.max(1e-6) * headroom) / qmax
 }
 
 /// Appends the (multiplier, shift) pair of `real` to `out`, or names the tensor it overflows.
@@ -339,7 +360,10 @@ fn to_i32(v: f64, what: &dyn Fn() -> String) -> Result<i32> {
     if r.is_finite() && r.abs() < (1u64 << 31) as f64 {
         Ok(r as i32)
     } else {
-        bail!("{}: value {v:e} overflows i32 in the fixed-point format", what())
+        bail!(
+            "{}: value {v:e} overflows i32 in the fixed-point format",
+            what()
+        )
     }
 }
 
@@ -356,12 +380,19 @@ fn check_accumulator(d_in: usize, bias_max: i64, what: &str) -> Result<()> {
 
 /// The integer LayerNorm epsilon `n^2 eps / s_in^2`, as two words (low, high).
 fn ln_eps(n: usize, eps: f32, s_in: f64) -> [i32; 2] {
-    let e = ((n * n) as f64 * eps as f64 / (s_in * s_in)).round().clamp(0.0, (1u64 << 52) as f64) as u64;
+    let e = ((n * n) as f64 * eps as f64 / (s_in * s_in))
+        .round()
+        .clamp(0.0, (1u64 << 52) as f64) as u64;
     [e as u32 as i32, (e >> 32) as u32 as i32]
 }
 
 /// LayerNorm words `W_i = w_i / s_out`, `B_i = b_i / s_out` in Q16.
-fn ln_words(w: &[f32], b: &[f32], s_out: f64, layer: Option<usize>) -> Result<(Vec<i32>, Vec<i32>)> {
+fn ln_words(
+    w: &[f32],
+    b: &[f32],
+    s_out: f64,
+    layer: Option<usize>,
+) -> Result<(Vec<i32>, Vec<i32>)> {
     let name = |k: &str| match layer {
         Some(l) => format!("blocks.{l}.ln1.{k}"),
         None => format!("ln_final.{k}"),
@@ -382,14 +413,23 @@ fn ln_words(w: &[f32], b: &[f32], s_out: f64, layer: Option<usize>) -> Result<(V
 pub fn write_int(params: &Params, ranges: &Ranges) -> Result<Vec<u8>> {
     let cfg = params.config;
     let fmt = NumberFormat::Int;
-    let (l_n, h_n, m, d, v) = (cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_head, cfg.d_vocab);
+    let (l_n, h_n, m, d, v) = (
+        cfg.n_layers,
+        cfg.n_heads,
+        cfg.d_model,
+        cfg.d_head,
+        cfg.d_vocab,
+    );
     let has_ln = matches!(cfg.norm, Norm::LayerNorm { .. });
     let eps = match cfg.norm {
         Norm::LayerNorm { eps } => eps,
         Norm::None => 0.0,
     };
     if has_ln && m > tinylens::forward_int::MAX_D_MODEL {
-        bail!("the int format needs d_model <= {}", tinylens::forward_int::MAX_D_MODEL);
+        bail!(
+            "the int format needs d_model <= {}",
+            tinylens::forward_int::MAX_D_MODEL
+        );
     }
     let s_r = act_scale(ranges.resid, Q15);
     let mut i8s: Vec<(TensorId, Vec<i8>)> = Vec::new();
@@ -402,11 +442,14 @@ pub fn write_int(params: &Params, ranges: &Ranges) -> Result<Vec<u8>> {
         push_rq(&mut global, s / s_r, &|| format!("embed.W_E column {i}"))?;
     }
     i8s.push((id(TensorKind::WE, 0), w_e.q));
-    let w_pos = (cfg.pos != PosEmbed::None).then(|| quantize_kind(params, TensorKind::WPos, 0, fmt));
+    let w_pos =
+        (cfg.pos != PosEmbed::None).then(|| quantize_kind(params, TensorKind::WPos, 0, fmt));
     if let Some(wp) = &w_pos {
         if cfg.pos == PosEmbed::Standard {
             for (i, s) in wp.scales.iter().enumerate() {
-                push_rq(&mut global, s / s_r, &|| format!("pos_embed.W_pos column {i}"))?;
+                push_rq(&mut global, s / s_r, &|| {
+                    format!("pos_embed.W_pos column {i}")
+                })?;
             }
         }
         i8s.push((id(TensorKind::WPos, 0), wp.q.clone()));
@@ -415,13 +458,33 @@ pub fn write_int(params: &Params, ranges: &Ranges) -> Result<Vec<u8>> {
     for l in 0..l_n {
         let lp = &params.layers[l];
         let mut rec: Vec<i32> = Vec::new();
-        let s_in = if has_ln { act_scale(ranges.ln1[l], Q15) } else { s_r };
+        let s_in = if has_ln {
+            act_scale(ranges.ln1[l], Q15)
+        } else {
+            s_r
+        };
         if let Some(ln) = &lp.ln1 {
             let (w, b) = ln_words(&ln.w, &ln.b, s_in, Some(l))?;
             i32s.push((id(TensorKind::Ln1W, l), w));
             i32s.push((id(TensorKind::Ln1B, l), b));
         }
-        let out_scales = [&ranges.q[l], &ranges.k[l], &ranges.v[l]];
+        // Keys and values: int8, one scale per dimension. Queries: int16 with the key scales
+        // folded in (q'_j = q_j s_k[j] / S_q), one S_q per head, so that q' . k = q . k / S_q.
+        let s_k: Vec<f64> = ranges.k[l].iter().map(|&k| act_scale(k, Q7)).collect();
+        let s_v: Vec<f64> = ranges.v[l].iter().map(|&v| act_scale(v, Q7)).collect();
+        let s_qh: Vec<f64> = (0..h_n)
+            .map(|h| {
+                let m = (0..d)
+                    .map(|j| ranges.q[l][h * d + j] * s_k[h * d + j])
+                    .fold(0.0, f64::max);
+                act_scale(m, Q15)
+            })
+            .collect();
+        let out_scales: [Vec<f64>; 3] = [
+            (0..h_n * d).map(|c| s_qh[c / d] / s_k[c]).collect(),
+            s_k.clone(),
+            s_v.clone(),
+        ];
         for (p, (kind, bkind, bias)) in [
             (TensorKind::WQ, TensorKind::BQ, &lp.b_q),
             (TensorKind::WK, TensorKind::BK, &lp.b_k),
@@ -435,8 +498,10 @@ pub fn write_int(params: &Params, ranges: &Ranges) -> Result<Vec<u8>> {
             let bname = id(bkind, l).to_string();
             let mut b_acc = Vec::with_capacity(h_n * d);
             for (c, &s_w) in w.scales.iter().enumerate() {
-                let s_out = act_scale(out_scales[p][c / d], Q7);
-                push_rq(&mut rec, s_in * s_w / s_out, &|| format!("{name} column {c}"))?;
+                let s_out = out_scales[p][c];
+                push_rq(&mut rec, s_in * s_w / s_out, &|| {
+                    format!("{name} column {c}")
+                })?;
                 b_acc.push(to_i32(bias[c] as f64 / (s_in * s_w), &|| bname.clone())?);
             }
             let bias_max = b_acc.iter().map(|b| (*b as i64).abs()).max().unwrap_or(0);
@@ -445,16 +510,21 @@ pub fn write_int(params: &Params, ranges: &Ranges) -> Result<Vec<u8>> {
             i32s.push((id(bkind, l), b_acc));
         }
         let log2e = std::f64::consts::LOG2_E;
-        for h in 0..h_n {
-            let s_q = act_scale(ranges.q[l][h], Q7);
-            let s_k = act_scale(ranges.k[l][h], Q7);
-            let real = s_q * s_k / (d as f64).sqrt() * log2e * 256.0;
-            push_rq(&mut rec, real, &|| format!("blocks.{l}.attn softmax scale of head {h}"))?;
+        for (h, s_q) in s_qh.iter().enumerate() {
+            let real = s_q / (d as f64).sqrt() * log2e * 256.0;
+            push_rq(&mut rec, real, &|| {
+                format!("blocks.{l}.attn softmax scale of head {h}")
+            })?;
         }
         let s_z = act_scale(ranges.z[l], Q15);
-        for h in 0..h_n {
-            let s_v = act_scale(ranges.v[l][h], Q7);
-            push_rq(&mut rec, s_v / 32768.0 / s_z, &|| format!("blocks.{l}.attn.hook_z of head {h}"))?;
+        for (c, s_v) in s_v.iter().enumerate() {
+            push_rq(&mut rec, s_v / 32768.0 / s_z, &|| {
+                format!(
+                    "blocks.{l}.attn.hook_z of head {} dimension {}",
+                    c / d,
+                    c % d
+                )
+            })?;
         }
         let w_o = quantize_kind(params, TensorKind::WO, l, fmt);
         let name = id(TensorKind::WO, l).to_string();
@@ -465,7 +535,9 @@ pub fn write_int(params: &Params, ranges: &Ranges) -> Result<Vec<u8>> {
         i8s.push((id(TensorKind::WO, l), w_o.q));
         if let (PosEmbed::Shortformer, Some(wp)) = (cfg.pos, &w_pos) {
             for (i, s) in wp.scales.iter().enumerate() {
-                push_rq(&mut rec, s / s_in, &|| format!("pos_embed.W_pos column {i} (layer {l})"))?;
+                push_rq(&mut rec, s / s_in, &|| {
+                    format!("pos_embed.W_pos column {i} (layer {l})")
+                })?;
             }
         }
         if has_ln {
@@ -482,7 +554,11 @@ pub fn write_int(params: &Params, ranges: &Ranges) -> Result<Vec<u8>> {
     }
 
     // The final LayerNorm and the unembedding, into Q16.16 logits.
-    let s_in = if has_ln { act_scale(ranges.ln_final, Q15) } else { s_r };
+    let s_in = if has_ln {
+        act_scale(ranges.ln_final, Q15)
+    } else {
+        s_r
+    };
     if let Some(ln) = &params.ln_final {
         let (w, b) = ln_words(&ln.w, &ln.b, s_in, None)?;
         i32s.push((id(TensorKind::LnFinalW, 0), w));
@@ -492,8 +568,12 @@ pub fn write_int(params: &Params, ranges: &Ranges) -> Result<Vec<u8>> {
     let logit_unit = (1u64 << LOGIT_FRAC_BITS) as f64;
     let mut b_acc = Vec::with_capacity(v);
     for (j, &s_w) in w_u.scales.iter().enumerate() {
-        push_rq(&mut global, s_in * s_w * logit_unit, &|| format!("unembed.W_U column {j}"))?;
-        b_acc.push(to_i32(params.b_u[j] as f64 / (s_in * s_w), &|| "unembed.b_U".into())?);
+        push_rq(&mut global, s_in * s_w * logit_unit, &|| {
+            format!("unembed.W_U column {j}")
+        })?;
+        b_acc.push(to_i32(params.b_u[j] as f64 / (s_in * s_w), &|| {
+            "unembed.b_U".into()
+        })?);
     }
     let bias_max = b_acc.iter().map(|b| (*b as i64).abs()).max().unwrap_or(0);
     check_accumulator(m, bias_max, "unembed.W_U")?;

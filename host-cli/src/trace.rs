@@ -196,7 +196,10 @@ pub fn trace_int(model: &Model<'_>, tokens: &[u32]) -> Result<Trace> {
             put(&mut t.dla_heads[(k * seq + p) * v..][..v], 2 + k);
         }
         for layer in 0..l {
-            put(&mut t.dla_bias_b_o[(layer * seq + p) * v..][..v], 2 + l * h + layer);
+            put(
+                &mut t.dla_bias_b_o[(layer * seq + p) * v..][..v],
+                2 + l * h + layer,
+            );
         }
         put(&mut t.dla_bias_const, n_terms - 1);
     }

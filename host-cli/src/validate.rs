@@ -128,7 +128,11 @@ impl Report {
                 "max |d logit| / logit range",
                 rel,
                 format!("<= {}", tolerance::QUANT_LOGIT_RANGE),
-                if rel <= tolerance::QUANT_LOGIT_RANGE { "yes" } else { "NO" }
+                if rel <= tolerance::QUANT_LOGIT_RANGE {
+                    "yes"
+                } else {
+                    "NO"
+                }
             );
             println!(
                 "  {:<34} {:>12.4} {:>12}  -",
@@ -209,16 +213,18 @@ pub fn validate(params: &Params, model: &Model<'_>, sequences: &[Vec<u32>]) -> R
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut rows: Vec<Row> = Vec::new();
-    let mut record =
-        |name: String, diff: Option<f64>, tol: f64| match (rows.iter_mut().find(|r| r.name == name), diff) {
-            (_, None) => {}
-            (Some(r), Some(diff)) => r.max_abs = r.max_abs.max(diff),
-            (None, Some(diff)) => rows.push(Row {
-                name,
-                max_abs: diff,
-                tolerance: tol,
-            }),
-        };
+    let mut record = |name: String, diff: Option<f64>, tol: f64| match (
+        rows.iter_mut().find(|r| r.name == name),
+        diff,
+    ) {
+        (_, None) => {}
+        (Some(r), Some(diff)) => r.max_abs = r.max_abs.max(diff),
+        (None, Some(diff)) => rows.push(Row {
+            name,
+            max_abs: diff,
+            tolerance: tol,
+        }),
+    };
     let (mut agree, mut positions, mut kl_sum) = (0usize, 0usize, 0.0f64);
     let (mut lo, mut hi, mut max_dlogit, mut max_dhead) = (f64::MAX, f64::MIN, 0.0f64, 0.0f64);
     for tokens in sequences {

@@ -273,7 +273,7 @@ impl TensorKind {
     }
 
     /// Elements of this tensor under `cfg` (quantization records: see
-    /// [`quant_len`](crate::blob::quant_len)).
+    /// [`quant_len`]).
     pub const fn len(self, cfg: &Config) -> usize {
         let (h, m, d) = (cfg.n_heads, cfg.d_model, cfg.d_head);
         match self {
@@ -399,7 +399,7 @@ pub const fn quant_len(format: NumberFormat, cfg: &Config, kind: TensorKind) -> 
             if global {
                 2 * m + if standard { 2 * m } else { 0 } + 2 * v + ln
             } else {
-                3 * 2 * h * d + 2 * h + 2 * h + 2 * m + if shortformer { 2 * m } else { 0 } + ln
+                3 * 2 * h * d + 2 * h + 2 * h * d + 2 * m + if shortformer { 2 * m } else { 0 } + ln
             }
         }
     }
@@ -472,12 +472,23 @@ impl ByteLayout {
     }
 
     /// Byte range of tensor `kind` of block `layer` (`layer` is ignored for global tensors).
-    pub fn range(&self, cfg: &Config, format: NumberFormat, kind: TensorKind, layer: usize) -> core::ops::Range<usize> {
+    pub fn range(
+        &self,
+        cfg: &Config,
+        format: NumberFormat,
+        kind: TensorKind,
+        layer: usize,
+    ) -> core::ops::Range<usize> {
         let len = match kind {
             TensorKind::Quant | TensorKind::LayerQuant => quant_len(format, cfg, kind),
             kind => kind.len(cfg),
         };
-        let start = self.at[kind as usize] + if kind.per_layer() { layer * self.layer_stride } else { 0 };
+        let start = self.at[kind as usize]
+            + if kind.per_layer() {
+                layer * self.layer_stride
+            } else {
+                0
+            };
         start..start + len * format.dtype(kind).size()
     }
 }

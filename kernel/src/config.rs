@@ -82,7 +82,7 @@ impl Config {
 
     /// `i32` words of decoding state of the full-integer decoder
     /// ([`IntDecoder`](crate::IntDecoder), format `int`) for a context of `ctx` positions:
-    /// the int8 KV cache, the int16 residual and normalized rows, one int8 query, the `i32`
+    /// the int8 KV cache, the int16 residual and normalized rows, one int16 query, the `i32`
     /// scores of one head, the Q15 pattern and int16 `z` of the current position in every
     /// head, and the `i32` logits. Each buffer is rounded up to whole words.
     pub const fn int_state_len_for(&self, ctx: usize) -> usize {
@@ -92,7 +92,7 @@ impl Config {
         }
         2 * bytes(l * h * ctx * d, 1) // keys and values, i8
             + 2 * bytes(self.d_model, 2) // residual stream, normalized input, i16
-            + bytes(d, 1) // query of one head, i8
+            + bytes(d, 2) // query of one head, i16
             + max3(ctx, self.d_model, d) // scores of one head, or accumulators, i32
             + bytes(l * h * ctx, 2) // attention pattern of the current position, Q15
             + bytes(l * h * d, 2) // z of the current position, i16

@@ -197,7 +197,12 @@ impl<'a> I8Weights<'a> {
             ),
             _ => (
                 self.f32s(TensorKind::LayerQuant, layer),
-                &[TensorKind::WQ, TensorKind::WK, TensorKind::WV, TensorKind::WO],
+                &[
+                    TensorKind::WQ,
+                    TensorKind::WK,
+                    TensorKind::WV,
+                    TensorKind::WO,
+                ],
             ),
         };
         let mut at = 0;
@@ -345,7 +350,13 @@ impl<'a> I8Weights<'a> {
     pub(crate) fn f32_tensors(&self) -> impl Iterator<Item = (TensorKind, usize, &'a [f32])> + '_ {
         crate::blob::tensors_in(&self.config, self.format)
             .filter(|(_, _, dtype)| *dtype == crate::blob::DType::F32)
-            .map(move |(id, _, _)| (id.kind, id.layer as usize, self.f32s(id.kind, id.layer as usize)))
+            .map(move |(id, _, _)| {
+                (
+                    id.kind,
+                    id.layer as usize,
+                    self.f32s(id.kind, id.layer as usize),
+                )
+            })
     }
 }
 
@@ -376,12 +387,20 @@ mod tests {
                 (Scaling::Column, &col_scales, 0),
                 (Scaling::Block32, &block_scales, first),
             ] {
-                let w = I8Matrix { q: &q, scales, first, scaling };
+                let w = I8Matrix {
+                    q: &q,
+                    scales,
+                    first,
+                    scaling,
+                };
                 let (mut fast, mut plain) = (std::vec![0.0; cols], std::vec![0.0; cols]);
                 matvec_i8(&x, &w, Some(&b), &mut fast);
                 matvec_i8_reference(&x, &w, Some(&b), &mut plain);
                 for (j, (f, p)) in fast.iter().zip(&plain).enumerate() {
-                    assert!((f - p).abs() < 1e-4, "{scaling:?} {rows}x{cols} col {j}: {f} vs {p}");
+                    assert!(
+                        (f - p).abs() < 1e-4,
+                        "{scaling:?} {rows}x{cols} col {j}: {f} vs {p}"
+                    );
                 }
             }
         }

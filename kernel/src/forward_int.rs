@@ -1,5 +1,5 @@
 //! The full-integer forward pass (format `int`), for cores without an FPU (Cortex-M0/M3,
-//! RISC-V without F): int8 weights, int16 residual stream and LayerNorm outputs, int8 queries,
+//! RISC-V without F): int8 weights, int16 residual stream, LayerNorm outputs and queries, int8
 //! keys and values (an int8 KV cache: a quarter of the `f32` one), `i32` accumulators, and no
 //! float anywhere. Every scale is a (multiplier, shift) pair computed on the host and stored in
 //! the blob; the one rounding step is [`requantize`]. The same blob and tokens give the same
@@ -11,7 +11,8 @@
 //! |---|---|---|
 //! | residual stream `x`, head results, `b_O` | `i16` | `s_resid * x` |
 //! | LayerNorm output (input of the heads / of `W_U`) | `i16` | `s_ln * y` |
-//! | `q`, `k`, `v` of head `h` | `i8` | `s_q[h] * q`, ... |
+//! | `k`, `v` of head `h` (the KV cache) | `i8` | `s_k[h][j] * k_j`, `s_v[h][j] * v_j`: one scale per dimension |
+//! | `q` of head `h` (one vector, not cached) | `i16` | `S_q[h] / s_k[h][j] * q_j`: the key scales folded in, so `q . k` needs no rescaling |
 //! | attention pattern | `u16` | `p / 2^15` (Q15) |
 //! | `z` of a layer | `i16` | `s_z * z` |
 //! | logits and attribution terms | `i32` | `logit / 2^16` (Q16.16, [`LOGIT_FRAC_BITS`]) |
@@ -66,12 +67,7 @@ impl Requant {
 /// `x_i = sat16(rq_e[i](W_E[t, i]) + rq_p[i](W_pos[p, i]))`.
 ///
 /// `w_e_row`, `w_pos_row`: `[d_model]`, `x`: `[d_model]`
-pub fn embed_int(
-    w_e_row: &[i8],
-    rq_e: &[i32],
-    pos: Option<(&[i8], &[i32])>,
-    x: &mut [i16],
-) {
+pub fn embed_int(w_e_row: &[i8], rq_e: &[i32], pos: Option<(&[i8], &[i32])>, x: &mut [i16]) {
     for (i, (xi, &q)) in x.iter_mut().zip(w_e_row).enumerate() {
         let mut v = Requant::from_pair(rq_e, i).apply(q as i32) as i64;
         if let Some((w_pos_row, rq_p)) = pos {
@@ -198,22 +194,37 @@ pub fn project_int(x: &[i16], w: &[i8], b: &[i32], rq: &[i32], out: &mut [i8], a
     }
 }
 
-/// Raw attention scores of one query against the keys of positions `0..n`:
-/// `s_j = q . k_j` in `i32`. The scale (`s_q s_k / sqrt(d_head)`) is folded into the
-/// softmax multiplier.
+/// The query of one head in int16: [`matvec_int`], saturated to `i16`. The query is one
+/// vector (not cached), so it keeps 16 bits where keys and values take 8.
 ///
-/// `q`: `[d_head]`, `keys`: `[>= n, d_head]`, `scores`: `[n]`
-pub fn attention_scores_int(q: &[i8], keys: &[i8], scores: &mut [i32]) {
-    for (s, k) in scores.iter_mut().zip(keys.chunks_exact(q.len())) {
-        *s = q.iter().zip(k).map(|(&a, &b)| a as i32 * b as i32).sum();
+/// `x`: `[d_model]`, `w`: `[d_model, d_head]`, `b`: `[d_head]`, `out`: `[d_head]`
+pub fn query_int(x: &[i16], w: &[i8], b: &[i32], rq: &[i32], out: &mut [i16], acc: &mut [i32]) {
+    matvec_int(x, w, Some(b), rq, acc);
+    for (o, &a) in out.iter_mut().zip(acc.iter()) {
+        *o = saturate_i16(a as i64);
     }
 }
 
-/// `z = rq(sum_j p_j v_j)` with `p` in Q15 (`sum p <= 2^15 + n/2`, so the `i32` sum cannot
-/// overflow), saturated to `i16`.
+/// Raw attention scores of one query against the keys of positions `0..n`:
+/// `s_j = q . k_j` in `i32` (`d_head * 32767 * 127` fits). The scale
+/// (`s_q s_k / sqrt(d_head)`) is folded into the softmax multiplier.
 ///
-/// `pattern`: `[n]`, `values`: `[>= n, d_head]`, `z`: `[d_head]`
-pub fn mix_values_int(pattern: &[u16], values: &[i8], rq: Requant, z: &mut [i16]) {
+/// `q`: `[d_head]` i16, `keys`: `[>= n, d_head]` i8, `scores`: `[n]`
+pub fn attention_scores_int(q: &[i16], keys: &[i8], scores: &mut [i32]) {
+    for (s, k) in scores.iter_mut().zip(keys.chunks_exact(q.len())) {
+        *s = q
+            .iter()
+            .zip(k)
+            .fold(0i32, |acc, (&a, &b)| acc.wrapping_add(a as i32 * b as i32));
+    }
+}
+
+/// `z_k = rq_k(sum_j p_j v_jk)` with `p` in Q15 (`sum p <= 2^15 + n/2`, so the `i32` sum
+/// cannot overflow), saturated to `i16`. Each value dimension `k` has its own scale, folded
+/// into `rq_k`.
+///
+/// `pattern`: `[n]`, `values`: `[>= n, d_head]`, `rq`: `[d_head]` pairs, `z`: `[d_head]`
+pub fn mix_values_int(pattern: &[u16], values: &[i8], rq: &[i32], z: &mut [i16]) {
     let d = z.len();
     for (k, zk) in z.iter_mut().enumerate() {
         let acc: i32 = pattern
@@ -221,7 +232,7 @@ pub fn mix_values_int(pattern: &[u16], values: &[i8], rq: Requant, z: &mut [i16]
             .zip(values.chunks_exact(d))
             .map(|(&p, v)| p as i32 * v[k] as i32)
             .sum();
-        *zk = saturate_i16(rq.apply(acc) as i64);
+        *zk = saturate_i16(Requant::from_pair(rq, k).apply(acc) as i64);
     }
 }
 
@@ -265,7 +276,9 @@ impl<'a> IntWeights<'a> {
     }
 
     fn bytes(&self, kind: TensorKind, layer: usize) -> &'a [u8] {
-        let range = self.layout.range(&self.config, NumberFormat::Int, kind, layer);
+        let range = self
+            .layout
+            .range(&self.config, NumberFormat::Int, kind, layer);
         self.data.get(range).unwrap_or(&[])
     }
 
@@ -282,7 +295,11 @@ impl<'a> IntWeights<'a> {
     /// Offsets of the sub-arrays of the global record (FORMAT.md): embed, pos, unembed, eps.
     fn global_parts(&self) -> [usize; 4] {
         let (m, v) = (self.config.d_model, self.config.d_vocab);
-        let pos = if self.config.pos == PosEmbed::Standard { 2 * m } else { 0 };
+        let pos = if self.config.pos == PosEmbed::Standard {
+            2 * m
+        } else {
+            0
+        };
         [0, 2 * m, 2 * m + pos, 2 * m + pos + 2 * v]
     }
 
@@ -292,21 +309,29 @@ impl<'a> IntWeights<'a> {
         let hd2 = 2 * c.n_heads * c.d_head;
         let h2 = 2 * c.n_heads;
         let m2 = 2 * c.d_model;
-        let pos = if c.pos == PosEmbed::Shortformer { m2 } else { 0 };
+        let pos = if c.pos == PosEmbed::Shortformer {
+            m2
+        } else {
+            0
+        };
         let q = 0;
         let soft = 3 * hd2;
-        let o = soft + 2 * h2;
+        let o = soft + h2 + hd2;
         [q, hd2, 2 * hd2, soft, soft + h2, o, o + m2, o + m2 + pos]
     }
 
     fn global(&self, part: usize, len: usize) -> &'a [i32] {
         let at = self.global_parts()[part];
-        self.i32s(TensorKind::Quant, 0).get(at..at + len).unwrap_or(&[])
+        self.i32s(TensorKind::Quant, 0)
+            .get(at..at + len)
+            .unwrap_or(&[])
     }
 
     fn layer_record(&self, l: usize, part: usize, len: usize) -> &'a [i32] {
         let at = self.layer_parts()[part];
-        self.i32s(TensorKind::LayerQuant, l).get(at..at + len).unwrap_or(&[])
+        self.i32s(TensorKind::LayerQuant, l)
+            .get(at..at + len)
+            .unwrap_or(&[])
     }
 
     fn eps(words: &[i32]) -> u64 {
@@ -342,9 +367,12 @@ impl<'a> IntWeights<'a> {
     pub fn rq_softmax(&self, l: usize, h: usize) -> Requant {
         Requant::from_pair(self.layer_record(l, 3, 2 * self.config.n_heads), h)
     }
-    /// `sum p v` (Q15 x int8) to the `z` scale, head `h`.
-    pub fn rq_z(&self, l: usize, h: usize) -> Requant {
-        Requant::from_pair(self.layer_record(l, 4, 2 * self.config.n_heads), h)
+    /// `sum p v` (Q15 x int8) to the `z` scale, head `h`: `[d_head]` pairs (values have one
+    /// scale per dimension).
+    pub fn rq_z(&self, l: usize, h: usize) -> &'a [i32] {
+        let d = self.config.d_head;
+        let all = self.layer_record(l, 4, 2 * self.config.n_heads * d);
+        all.get(2 * h * d..2 * (h + 1) * d).unwrap_or(&[])
     }
     /// `z @ W_O` accumulator to the residual scale: `[d_model]` pairs.
     pub fn rq_o(&self, l: usize) -> &'a [i32] {
@@ -365,7 +393,10 @@ impl<'a> IntWeights<'a> {
         let check_pairs = |words: &'a [i32], end: usize, tensor: crate::blob::TensorId| {
             for (i, pair) in words[..end.min(words.len())].chunks_exact(2).enumerate() {
                 if pair[0] < 0 || !(SHIFT_MIN..=SHIFT_MAX).contains(&pair[1]) {
-                    return Err(Error::QuantParam { tensor, index: 2 * i });
+                    return Err(Error::QuantParam {
+                        tensor,
+                        index: 2 * i,
+                    });
                 }
             }
             Ok(())
@@ -460,8 +491,8 @@ pub struct IntDecoder<'m, 's> {
     resid: &'s mut [i16],
     /// The heads' input, then scratch for one head's result: `[d_model]` i16
     normed: &'s mut [i16],
-    /// The query of one head: `[d_head]` i8
-    q: &'s mut [i8],
+    /// The query of one head: `[d_head]` i16
+    q: &'s mut [i16],
     /// Raw scores of one head, or the accumulators of one projection or head result:
     /// `[max(ctx, d_model, d_head)]` i32
     scratch: &'s mut [i32],
@@ -481,7 +512,11 @@ impl<'m, 's> IntDecoder<'m, 's> {
 
     /// A decoder whose KV cache holds `ctx <= n_ctx` positions; `arena` must hold
     /// [`Config::int_state_len_for`]`(ctx)` words.
-    pub fn with_context(model: &Model<'m>, arena: &'s mut [i32], ctx: usize) -> Result<Self, Error> {
+    pub fn with_context(
+        model: &Model<'m>,
+        arena: &'s mut [i32],
+        ctx: usize,
+    ) -> Result<Self, Error> {
         let cfg = *model.config();
         let w = match model.weights() {
             crate::model::Weights::Int(w) => *w,
@@ -742,20 +777,45 @@ impl<'m, 's> IntDecoder<'m, 's> {
             let at = ((l * n_heads + h) * ctx + p) * d;
             let acc = &mut self.scratch[..d];
             let v = &mut self.v_cache[at..][..d];
-            project_int(self.normed, head_w(w_v, h), head_b(b_v, h), w.rq_proj(l, 2, h), v, acc);
+            project_int(
+                self.normed,
+                head_w(w_v, h),
+                head_b(b_v, h),
+                w.rq_proj(l, 2, h),
+                v,
+                acc,
+            );
         }
         // Shortformer: positions reach queries and keys only.
         if self.cfg.pos == PosEmbed::Shortformer {
-            add_pos_int(&w.i8s(TensorKind::WPos, 0)[p * m..][..m], w.rq_pos_layer(l), self.normed);
+            add_pos_int(
+                &w.i8s(TensorKind::WPos, 0)[p * m..][..m],
+                w.rq_pos_layer(l),
+                self.normed,
+            );
         }
         for h in 0..n_heads {
             let head = l * n_heads + h;
             let cache = head * ctx * d..(head + 1) * ctx * d;
             let acc = &mut self.scratch[..d];
             let k = &mut self.k_cache[cache.clone()][p * d..][..d];
-            project_int(self.normed, head_w(w_k, h), head_b(b_k, h), w.rq_proj(l, 1, h), k, acc);
+            project_int(
+                self.normed,
+                head_w(w_k, h),
+                head_b(b_k, h),
+                w.rq_proj(l, 1, h),
+                k,
+                acc,
+            );
             let acc = &mut self.scratch[..d];
-            project_int(self.normed, head_w(w_q, h), head_b(b_q, h), w.rq_proj(l, 0, h), self.q, acc);
+            query_int(
+                self.normed,
+                head_w(w_q, h),
+                head_b(b_q, h),
+                w.rq_proj(l, 0, h),
+                self.q,
+                acc,
+            );
             let scores = &mut self.scratch[..p + 1];
             attention_scores_int(self.q, &self.k_cache[cache.clone()], scores);
             let pattern = &mut self.pattern[head * ctx..][..p + 1];
@@ -832,7 +892,11 @@ impl<'m, 's> IntDecoder<'m, 's> {
             },
         }
         if term != Term::Const && matches!(self.cfg.norm, Norm::LayerNorm { .. }) {
-            frozen_layer_norm_int(self.normed, w.i32s(TensorKind::LnFinalW, 0), self.final_scale);
+            frozen_layer_norm_int(
+                self.normed,
+                w.i32s(TensorKind::LnFinalW, 0),
+                self.final_scale,
+            );
         }
     }
 
@@ -867,14 +931,25 @@ impl<'m, 's> IntDecoder<'m, 's> {
             let term = Term::nth(&self.cfg, k).unwrap_or(Term::Const);
             self.term_vector(term);
             let bias = (term == Term::Const).then(|| w.i32s(TensorKind::BU, 0));
-            matvec_int(self.normed, w.i8s(TensorKind::WU, 0), bias, w.rq_unembed(), row);
+            matvec_int(
+                self.normed,
+                w.i8s(TensorKind::WU, 0),
+                bias,
+                w.rq_unembed(),
+                row,
+            );
         }
         Ok(())
     }
 
     /// Attributes one logit (or a difference of two) to every term, Q16.16:
     /// `out`: `[Term::count]`. Reads only the target's columns of `W_U`.
-    pub fn attribute(&mut self, target: Target, conv: LnConvention, out: &mut [i32]) -> Result<(), Error> {
+    pub fn attribute(
+        &mut self,
+        target: Target,
+        conv: LnConvention,
+        out: &mut [i32],
+    ) -> Result<(), Error> {
         self.check_attributable(conv)?;
         let count = Term::count(&self.cfg);
         if out.len() != count {

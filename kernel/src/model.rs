@@ -146,8 +146,7 @@ impl<'a> Model<'a> {
         };
         let weights = match blob.format {
             NumberFormat::F32 => {
-                let data: &[f32] =
-                    bytemuck::try_cast_slice(blob.data).map_err(|_| misaligned)?;
+                let data: &[f32] = bytemuck::try_cast_slice(blob.data).map_err(|_| misaligned)?;
                 check_finite(&blob.config, data)?;
                 Weights::F32(F32Weights {
                     data,

@@ -2,9 +2,9 @@
 //! borrowed as they are, or int8 matrices with scales (`forward_i8.rs`). Each method is one
 //! read of the forward pass or of attribution, written once per format.
 
+use crate::forward::{embed, matvec};
 #[cfg(feature = "i8")]
 use crate::forward_i8::{I8Weights, Proj};
-use crate::forward::{embed, matvec};
 use crate::model::{F32Weights, LnWeights};
 use crate::PosEmbed;
 
@@ -154,7 +154,15 @@ impl<'m> FloatWeights<'m> {
     }
 
     /// `W_O[l][h][k, i]`
-    pub(crate) fn w_o_at(&self, l: usize, h: usize, k: usize, i: usize, d_head: usize, d_model: usize) -> f32 {
+    pub(crate) fn w_o_at(
+        &self,
+        l: usize,
+        h: usize,
+        k: usize,
+        i: usize,
+        d_head: usize,
+        d_model: usize,
+    ) -> f32 {
         match self {
             FloatWeights::F32(w) => w.layer(l).w_o[(h * d_head + k) * d_model + i],
             #[cfg(feature = "i8")]

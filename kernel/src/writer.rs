@@ -54,9 +54,13 @@ impl TensorData<'_> {
 
     fn extend(&self, out: &mut Vec<u8>) {
         match self {
-            TensorData::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::F32(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
             TensorData::I8(v) => out.extend(v.iter().map(|&x| x as u8)),
-            TensorData::I32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::I32(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         }
     }
 }
@@ -68,7 +72,9 @@ pub fn write_f32<'t, S: AsRef<str>>(
     vocab: Option<&[S]>,
     mut tensor: impl FnMut(TensorId) -> &'t [f32],
 ) -> Result<Vec<u8>, Error> {
-    write_blob(config, NumberFormat::F32, vocab, |id| TensorData::F32(tensor(id)))
+    write_blob(config, NumberFormat::F32, vocab, |id| {
+        TensorData::F32(tensor(id))
+    })
 }
 
 /// Writes a blob of any number format. `tensor` returns each tensor of

@@ -41,12 +41,17 @@ fn formats_not_built_are_refused_by_name() {
         let parsed = Blob::parse(&bytes);
         if format.is_built() {
             // Built: the format is accepted, and the directory (of an f32 blob) is what fails.
-            assert!(!matches!(parsed, Err(Error::UnsupportedFormat(_))) || format == NumberFormat::F32);
+            assert!(
+                !matches!(parsed, Err(Error::UnsupportedFormat(_))) || format == NumberFormat::F32
+            );
         } else {
             let err = load(&bytes).unwrap_err();
             assert_eq!(err, Error::UnsupportedFormat(format.code()));
             let msg = err.to_string();
-            assert!(msg.contains(format.name()) && msg.contains(format.feature()), "{msg}");
+            assert!(
+                msg.contains(format.name()) && msg.contains(format.feature()),
+                "{msg}"
+            );
         }
     }
 }

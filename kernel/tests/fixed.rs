@@ -90,6 +90,9 @@ fn requantize_table() {
     ];
     for (val, m, s, want) in cases {
         let got = requantize(val, m, s);
-        assert_eq!(got, want, "requantize({val}, {m}, {s}) = {got}, expected {want}");
+        assert_eq!(
+            got, want,
+            "requantize({val}, {m}, {s}) = {got}, expected {want}"
+        );
     }
 }

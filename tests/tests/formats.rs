@@ -4,9 +4,7 @@
 
 use tinylens::blob::CRC32;
 use tinylens::writer::AlignedBytes;
-use tinylens::{
-    Decoder, Error, IntDecoder, LnConvention, Model, NumberFormat, Target, Term,
-};
+use tinylens::{Decoder, Error, IntDecoder, LnConvention, Model, NumberFormat, Target, Term};
 use tinylens_cli::import::load_checkpoint;
 use tinylens_cli::params::Params;
 use tinylens_cli::quantize::{calibrate, quantize_params};
@@ -50,7 +48,10 @@ fn i8_formats_decode_incrementally_and_attribute_exactly() {
                 .unwrap();
             let sum: f32 = terms.iter().sum();
             let logit = stepped[target as usize];
-            assert!((sum - logit).abs() < 1e-4, "{name} {format:?}: terms sum to {sum}, logit {logit}");
+            assert!(
+                (sum - logit).abs() < 1e-4,
+                "{name} {format:?}: terms sum to {sum}, logit {logit}"
+            );
         }
     }
 }
@@ -78,22 +79,38 @@ fn int_decoder_is_deterministic_and_attributes_in_integers() {
                 let row = dec.pattern(l, h).unwrap();
                 assert_eq!(row.len(), tokens.len());
                 let sum: u32 = row.iter().map(|&p| p as u32).sum();
-                assert!(sum.abs_diff(32768) <= row.len() as u32, "{name}: pattern sums to {sum}");
+                assert!(
+                    sum.abs_diff(32768) <= row.len() as u32,
+                    "{name}: pattern sums to {sum}"
+                );
             }
         }
         // Attribution terms add up to the logit, up to the rounding of each term.
-        let target = prefill.iter().enumerate().max_by_key(|(_, &v)| v).unwrap().0 as u32;
+        let target = prefill
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, &v)| v)
+            .unwrap()
+            .0 as u32;
         let mut terms = vec![0i32; Term::count(&cfg)];
         dec.attribute(Target::Token(target), LnConvention::Exact, &mut terms)
             .unwrap();
         let sum: i64 = terms.iter().map(|&t| t as i64).sum();
         let logit = prefill[target as usize] as i64;
-        assert!((sum - logit).abs() < 65536 / 20, "{name}: terms sum to {sum}, logit {logit}");
+        assert!(
+            (sum - logit).abs() < 65536 / 20,
+            "{name}: terms sum to {sum}, logit {logit}"
+        );
         // The table agrees with the single-target attribution.
         let mut table = vec![0i32; Term::count(&cfg) * cfg.d_vocab];
-        dec.attribution_table(LnConvention::Exact, &mut table).unwrap();
+        dec.attribution_table(LnConvention::Exact, &mut table)
+            .unwrap();
         for (k, &t) in terms.iter().enumerate() {
-            assert_eq!(table[k * cfg.d_vocab + target as usize], t, "{name}: term {k}");
+            assert_eq!(
+                table[k * cfg.d_vocab + target as usize],
+                t,
+                "{name}: term {k}"
+            );
         }
     }
 }
@@ -111,9 +128,15 @@ fn int_decoder_errors() {
     ));
     let mut arena = vec![0i32; cfg.int_state_len_for(2)];
     let mut dec = IntDecoder::with_context(&model, &mut arena, 2).unwrap();
-    assert!(matches!(dec.step(cfg.d_vocab as u32), Err(Error::TokenOutOfRange { .. })));
+    assert!(matches!(
+        dec.step(cfg.d_vocab as u32),
+        Err(Error::TokenOutOfRange { .. })
+    ));
     dec.prefill(&[1, 2]).unwrap();
-    assert_eq!(dec.step(3), Err(Error::ContextFull { capacity: 2 }).map(|_: ()| &[][..]));
+    assert_eq!(
+        dec.step(3),
+        Err(Error::ContextFull { capacity: 2 }).map(|_: ()| &[][..])
+    );
     let mut terms = vec![0i32; Term::count(&cfg)];
     assert!(dec
         .attribute(Target::Token(1), LnConvention::TransformerLens, &mut terms)
@@ -172,8 +195,5 @@ fn bad_calibration_and_overflowing_scales_are_named() {
     let mut huge = p.clone();
     huge.b_u[3] = 1e9;
     let err = quantize_params(&huge, NumberFormat::Int, None).unwrap_err();
-    assert!(
-        err.to_string().starts_with("unembed.b_U: value"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("unembed.b_U: value"), "{err}");
 }

@@ -48,7 +48,9 @@ fn run(blob: &[u8], name: &str) -> Value {
     for &t in &tokens {
         let logits = dec.step(t).unwrap();
         crcs.push(crc_of_i32(logits));
-        let best = (0..logits.len()).max_by_key(|&i| (logits[i], std::cmp::Reverse(i))).unwrap();
+        let best = (0..logits.len())
+            .max_by_key(|&i| (logits[i], std::cmp::Reverse(i)))
+            .unwrap();
         argmax.push(best);
     }
     let last = dec.logits().unwrap().to_vec();
@@ -88,17 +90,35 @@ fn int_blobs_reproduce_the_golden_outputs_bit_for_bit() {
             std::fs::create_dir_all(golden_dir()).unwrap();
             std::fs::write(&blob_path, &blob).unwrap();
             let record = run(&blob, name);
-            std::fs::write(&json_path, serde_json::to_string_pretty(&record).unwrap() + "\n")
-                .unwrap();
+            std::fs::write(
+                &json_path,
+                serde_json::to_string_pretty(&record).unwrap() + "\n",
+            )
+            .unwrap();
         }
         let blob = std::fs::read(&blob_path).unwrap_or_else(|e| {
-            panic!("{}: {e} (bless with TINYLENS_BLESS_GOLDEN=1)", blob_path.display())
+            panic!(
+                "{}: {e} (bless with TINYLENS_BLESS_GOLDEN=1)",
+                blob_path.display()
+            )
         });
         let expected: Value =
             serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
         let actual = run(&blob, name);
-        for key in ["blob_crc32", "tokens", "logits_crc32", "argmax", "last_logits", "attribution"] {
-            assert_eq!(actual[key], expected[key], "{name}: {key} differs from {}", json_path.display());
+        for key in [
+            "blob_crc32",
+            "tokens",
+            "logits_crc32",
+            "argmax",
+            "last_logits",
+            "attribution",
+        ] {
+            assert_eq!(
+                actual[key],
+                expected[key],
+                "{name}: {key} differs from {}",
+                json_path.display()
+            );
         }
     }
 }
@@ -108,6 +128,9 @@ fn the_quantizer_is_deterministic() {
     // The committed blobs are what `tinylens quantize --format int` writes today.
     for name in MODELS {
         let committed = std::fs::read(golden_dir().join(format!("{name}.int.tlb"))).unwrap();
-        assert!(quantized(name) == committed, "{name}: re-quantizing gives another blob");
+        assert!(
+            quantized(name) == committed,
+            "{name}: re-quantizing gives another blob"
+        );
     }
 }

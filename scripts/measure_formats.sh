@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Accuracy and size of every number format on the TransformerLens fixtures: quantizes each
+# checkpoint to each format, validates the blob against the f64 reference (16 random
+# sequences of length n_ctx), and prints the README's "Number formats" table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q -p tinylens-cli
+T=target/release/tinylens
+OUT=$(mktemp -d)
+echo "| fixture | format | blob bytes | x int8 params | max \|Δ logit\| / range | max \|Δ head attr.\| / range | top-1 | mean KL |"
+echo "|---|---|---|---|---|---|---|---|"
+for dir in fixtures/tl/*/; do
+  fx=$(basename "$dir")
+  [ -f "$dir/reference.safetensors" ] || continue
+  for f in f32 i8 i8-block32 int; do
+    blob="$OUT/$fx.$f.tlb"
+    $T quantize "$dir/model.safetensors" -o "$blob" --format "$f" >/dev/null
+    bytes=$(stat -c %s "$blob")
+    ratio=$($T inspect "$blob" | awk '/^size:/ {print $6}')
+    v=$($T validate "$dir/model.safetensors" "$blob" --random 16 2>/dev/null || true)
+    dl=$(awk '/max \|d logit\|/ {print $7}' <<<"$v")
+    dh=$(awk '/max \|d head attr/ {print $8}' <<<"$v")
+    if [ "$f" = f32 ]; then
+      # f32 prints per-tensor rows: relative errors from the logits and dla.heads rows.
+      dl=$(awk '/^  logits / {print $2}' <<<"$v"); dh=$(awk '/^  dla.heads / {print $2}' <<<"$v")
+      dl="$dl (abs)"; dh="$dh (abs)"
+    fi
+    top1=$(awk '/top-1 agreement/ {print $3}' <<<"$v")
+    kl=$(awk '/mean KL/ {print $5}' <<<"$v")
+    echo "| $fx | $f | $bytes | ${ratio%x} | $dl | $dh | $top1 | $kl |"
+  done
+done
+rm -rf "$OUT"
