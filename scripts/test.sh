@@ -29,9 +29,13 @@ for t in "${EMBEDDED_TARGETS[@]}"; do
   # The kernel has no std and no allocator in its dependency tree on these targets.
   cargo clippy -p tinylens --target "$t" -- -D warnings
 done
+# A firmware that runs only the integer path drops the f32 and i8 formats.
+cargo clippy -p tinylens --target thumbv6m-none-eabi --no-default-features --features int -- -D warnings
 
 step "docs (-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --lib
 
 step "tests (kernel, CLI, conformance to TransformerLens, benches' sanity checks)"
 cargo test --workspace
+# A kernel built without a format refuses its blobs by name (kernel/tests/features.rs).
+cargo test -p tinylens --no-default-features --features f32 --test features
