@@ -101,38 +101,68 @@ impl Factored {
     }
 
     /// The top `k` of every row, streamed: blocks of rows go through one matrix product each
-    /// (`[block, inner] @ [inner, cols]`, never `[rows, cols]`), and the rows of a block are
-    /// scanned on every core. `progress` advances by rows.
+    /// (`[block, inner] @ [inner, cols]` into one reused buffer, never `[rows, cols]`), and the
+    /// rows of a block are scanned on every core. `progress` advances by rows.
     pub fn row_top_k(&self, k: usize, progress: Option<&ProgressBar>) -> Result<TopTable> {
-        let k = k.min(self.cols);
-        let mut table = TopTable {
+        Ok(self.stream_top_k(k, false, progress)?.0)
+    }
+
+    /// [`row_top_k`](Self::row_top_k) of the matrix and of its transpose, in one pass: every
+    /// block also updates a running top `k` of each column.
+    pub fn row_and_column_top_k(
+        &self,
+        k: usize,
+        progress: Option<&ProgressBar>,
+    ) -> Result<(TopTable, TopTable)> {
+        let (rows, cols) = self.stream_top_k(k, true, progress)?;
+        Ok((rows, cols.expect("columns were asked for")))
+    }
+
+    fn stream_top_k(
+        &self,
+        k: usize,
+        with_columns: bool,
+        progress: Option<&ProgressBar>,
+    ) -> Result<(TopTable, Option<TopTable>)> {
+        // Entries per row (at most `cols`) and per column (at most `rows`).
+        let (k, kc) = (k.min(self.cols), k.min(self.rows));
+        let empty = |n: usize, k: usize| TopTable {
             k,
-            ids: vec![0; self.rows * k],
-            values: vec![0.0; self.rows * k],
+            ids: vec![u32::MAX; n * k],
+            values: vec![f32::NEG_INFINITY; n * k],
         };
-        // About 64 MiB of products per block.
-        let block = ((16 << 20) / self.cols.max(1)).clamp(1, 4096);
-        let b = Tensor::from_slice(&self.b, (self.inner, self.cols), &Device::Cpu)?;
+        let mut table = empty(self.rows, k);
+        let mut columns = with_columns.then(|| empty(self.cols, kc));
+        if k == 0 || kc == 0 {
+            return Ok((table, columns));
+        }
+        // About 32 MiB of products per block, at least 64 rows per core (each core's product
+        // packs `b` once per block).
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let block = ((8 << 20) / self.cols.max(1))
+            .clamp(64 * threads, 4096)
+            .min(self.rows);
+        let mut values = vec![0.0f32; block * self.cols]; // [block, cols]
         for start in (0..self.rows).step_by(block) {
             let n = block.min(self.rows - start);
             let a = &self.a[start * self.inner..(start + n) * self.inner];
-            let values = Tensor::from_slice(a, (n, self.inner), &Device::Cpu)?
-                .matmul(&b)?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
+            let values = &mut values[..n * self.cols];
             let per = n.div_ceil(threads);
             let ids = &mut table.ids[start * k..(start + n) * k];
             let vals = &mut table.values[start * k..(start + n) * k];
+            let (cols, inner, b) = (self.cols, self.inner, &self.b[..]);
+            // Every core multiplies and scans its own rows of the block.
             std::thread::scope(|s| {
-                for ((rows, ids), vals) in values
-                    .chunks(per * self.cols)
+                for (((out, a), ids), vals) in values
+                    .chunks_mut(per * cols)
+                    .zip(a.chunks(per * inner))
                     .zip(ids.chunks_mut(per * k))
                     .zip(vals.chunks_mut(per * k))
                 {
                     s.spawn(move || {
-                        for ((row, ids), vals) in rows
-                            .chunks_exact(self.cols)
+                        gemm_into(a, b, out, a.len() / inner, inner, cols);
+                        for ((row, ids), vals) in out
+                            .chunks_exact(cols)
                             .zip(ids.chunks_exact_mut(k))
                             .zip(vals.chunks_exact_mut(k))
                         {
@@ -141,12 +171,97 @@ impl Factored {
                     });
                 }
             });
+            let values = &*values;
+            std::thread::scope(|s| {
+                if let Some(c) = columns.as_mut() {
+                    // Each thread owns a range of columns and offers them every row of the
+                    // block, in row order (ties keep the smaller row).
+                    let per_col = cols.div_ceil(threads);
+                    for (t, (ids, vals)) in c
+                        .ids
+                        .chunks_mut(per_col * kc)
+                        .zip(c.values.chunks_mut(per_col * kc))
+                        .enumerate()
+                    {
+                        s.spawn(move || {
+                            let first = t * per_col;
+                            for (r, row) in values.chunks_exact(cols).enumerate() {
+                                let row = &row[first..first + ids.len() / kc];
+                                for (j, &v) in row.iter().enumerate() {
+                                    if v > vals[j * kc + kc - 1] {
+                                        offer(
+                                            &mut ids[j * kc..(j + 1) * kc],
+                                            &mut vals[j * kc..(j + 1) * kc],
+                                            (start + r) as u32,
+                                            v,
+                                        );
+                                    }
+                                }
+                            }
+                        });
+                    }
+                }
+            });
             if let Some(p) = progress {
                 p.inc(n as u64);
             }
         }
-        Ok(table)
+        Ok((table, columns))
     }
+}
+
+/// `out = a @ b` with the `gemm` crate (SIMD chosen at run time, one thread: the callers run
+/// one product per block and scan on every core).
+///
+/// `a`: `[n, k]`, `b`: `[k, m]`, `out`: `[n, m]`, all row-major.
+pub fn gemm_into(a: &[f32], b: &[f32], out: &mut [f32], n: usize, k: usize, m: usize) {
+    assert!(
+        a.len() == n * k && b.len() == k * m && out.len() == n * m,
+        "gemm_into: shapes"
+    );
+    // SAFETY: the three slices hold exactly `n*k`, `k*m` and `n*m` elements (asserted above),
+    // the strides describe row-major storage inside them, `out` is borrowed mutably and so
+    // aliases neither input, and `read_dst = false` means `out` is only written.
+    unsafe {
+        gemm::gemm(
+            n,
+            m,
+            k,
+            out.as_mut_ptr(),
+            1,
+            m as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            m as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Inserts `(id, v)` into a full, descending top-k (`ids`, `vals`: `[k]`) if `v` beats its
+/// smallest entry; the smallest drops out.
+fn offer(ids: &mut [u32], vals: &mut [f32], id: u32, v: f32) {
+    let k = vals.len();
+    if v.is_nan() || v <= vals[k - 1] {
+        return;
+    }
+    let mut at = k - 1;
+    while at > 0 && v > vals[at - 1] {
+        vals[at] = vals[at - 1];
+        ids[at] = ids[at - 1];
+        at -= 1;
+    }
+    vals[at] = v;
+    ids[at] = id;
 }
 
 /// The `ids.len()` largest entries of `row`, largest first, ties to the smaller index: one
@@ -154,30 +269,16 @@ impl Factored {
 ///
 /// `row`: `[cols]`, `ids`, `vals`: `[k]`
 pub fn top_k_row(row: &[f32], ids: &mut [u32], vals: &mut [f32]) {
-    let k = ids.len();
-    if k == 0 {
+    if ids.is_empty() {
         return;
     }
-    let mut len = 0;
+    vals.fill(f32::NEG_INFINITY);
+    ids.fill(u32::MAX);
+    let k = vals.len();
     for (j, &v) in row.iter().enumerate() {
-        if v.is_nan() {
-            continue;
+        if v > vals[k - 1] {
+            offer(ids, vals, j as u32, v);
         }
-        if len == k {
-            if v <= vals[k - 1] {
-                continue;
-            }
-            len = k - 1; // the smallest kept entry drops out
-        }
-        let mut at = len;
-        while at > 0 && v > vals[at - 1] {
-            vals[at] = vals[at - 1];
-            ids[at] = ids[at - 1];
-            at -= 1;
-        }
-        vals[at] = v;
-        ids[at] = j as u32;
-        len += 1;
     }
 }
 
@@ -277,15 +378,14 @@ pub fn progress(rows: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// The OV, QK and QK-by-source top-`k` tables of one head, streamed (three passes over the
-/// vocabulary, each `d_vocab x d_vocab x d_head` multiply-adds).
+/// The OV, QK and QK-by-source top-`k` tables of one head, streamed: two passes over the
+/// vocabulary (OV rows; QK rows and columns together), each `d_vocab x d_vocab x d_head`
+/// multiply-adds.
 pub fn head_tables(p: &Params, id: HeadId, k: usize, show_progress: bool) -> Result<HeadTables> {
     let v = p.config.d_vocab as u64;
-    let bar = show_progress.then(|| progress(3 * v, &format!("head {id}: OV, QK, QK^T")));
+    let bar = show_progress.then(|| progress(2 * v, &format!("head {id}: OV, QK")));
     let ov = full_ov(p, id)?.row_top_k(k, bar.as_ref())?;
-    let qk_f = full_qk(p, id)?;
-    let qk = qk_f.row_top_k(k, bar.as_ref())?;
-    let qk_by_source = qk_f.transpose().row_top_k(k, bar.as_ref())?;
+    let (qk, qk_by_source) = full_qk(p, id)?.row_and_column_top_k(k, bar.as_ref())?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -368,8 +468,17 @@ pub fn circuits(p: &Params, opts: &CircuitsOptions) -> Result<CircuitsReport> {
     Ok(CircuitsReport { direct, heads })
 }
 
+/// A value with three significant digits, in scientific notation when small.
+pub fn number(value: f32) -> String {
+    if value == 0.0 || (0.01..1e4).contains(&value.abs()) {
+        format!("{value:.2}")
+    } else {
+        format!("{value:.2e}")
+    }
+}
+
 fn cell(vocab: Option<&[String]>, id: u32, value: f32) -> String {
-    format!("{} {value:.2}", show(vocab, id))
+    format!("{} {}", show(vocab, id), number(value))
 }
 
 fn list(vocab: Option<&[String]>, row: impl Iterator<Item = (u32, f32)>) -> String {
@@ -520,4 +629,52 @@ pub fn circuits_tensors(p: &Params, r: &CircuitsReport) -> Result<Vec<Named>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::SplitMix;
+
+    fn random(rows: usize, inner: usize, cols: usize, seed: u64) -> Factored {
+        let mut rng = SplitMix(seed);
+        let mut r = |n: usize| (0..n).map(|_| rng.normal() as f32).collect::<Vec<f32>>();
+        Factored {
+            a: r(rows * inner),
+            b: r(inner * cols),
+            rows,
+            inner,
+            cols,
+        }
+    }
+
+    #[test]
+    fn streamed_top_k_equals_the_dense_reference() {
+        for (rows, inner, cols, k) in [
+            (37, 5, 53, 4),
+            (300, 16, 7, 7),
+            (1, 3, 9, 20),
+            (129, 8, 130, 1),
+        ] {
+            let f = random(rows, inner, cols, rows as u64);
+            let dense = f.dense();
+            let expected_rows = top_k_dense(&dense, rows, cols, k);
+            let expected_cols = top_k_dense(&transpose(&dense, rows, cols), cols, rows, k);
+            let (got_rows, got_cols) = f.row_and_column_top_k(k, None).unwrap();
+            assert_eq!(got_rows.ids, expected_rows.ids, "{rows}x{cols} rows");
+            assert_eq!(got_cols.ids, expected_cols.ids, "{rows}x{cols} columns");
+            for (a, b) in got_rows.values.iter().zip(&expected_rows.values) {
+                assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+            }
+            assert_eq!(f.row_top_k(k, None).unwrap().ids, expected_rows.ids);
+        }
+    }
+
+    #[test]
+    fn top_k_row_keeps_the_smaller_index_on_ties_and_skips_nan() {
+        let (mut ids, mut vals) = ([0u32; 3], [0.0f32; 3]);
+        top_k_row(&[1.0, f32::NAN, 3.0, 3.0, 2.0], &mut ids, &mut vals);
+        assert_eq!(ids, [2, 3, 4]);
+        assert_eq!(vals, [3.0, 3.0, 2.0]);
+    }
 }
