@@ -35,6 +35,14 @@ cargo clippy -p tinylens --target thumbv6m-none-eabi --no-default-features --fea
 step "docs (-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --lib
 
+# --- attention page in a browser (host-cli/tests/analysis.rs) ------------------------------
+step "headless Chromium: the attention page renders every head"
+command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+# With this set, the browser test fails (instead of skipping) when Chromium is missing.
+export TINYLENS_BROWSER_TEST=1
+cargo test -p tinylens-cli --test analysis the_attention_page_renders_every_head_in_chromium
+# --- end attention page --------------------------------------------------------------------
+
 step "tests (kernel, CLI, conformance to TransformerLens, benches' sanity checks)"
 cargo test --workspace
 # A kernel built without a format refuses its blobs by name (kernel/tests/features.rs).
