@@ -47,3 +47,12 @@ step "tests (kernel, CLI, conformance to TransformerLens, benches' sanity checks
 cargo test --workspace
 # A kernel built without a format refuses its blobs by name (kernel/tests/features.rs).
 cargo test -p tinylens --no-default-features --features f32 --test features
+
+# --- firmware (firmware-examples/, xtask/) -------------------------------------------------
+step "firmware: QEMU examples vs golden transcripts and size snapshots; boards built"
+command -v qemu-system-arm >/dev/null || (apt-get update && apt-get install -y qemu-system-arm)
+command -v defmt-print >/dev/null || cargo install defmt-print --locked
+cargo fmt --manifest-path firmware-examples/Cargo.toml --all --check
+cargo xtask qemu
+cargo xtask boards
+# --- end firmware --------------------------------------------------------------------------

@@ -298,6 +298,9 @@ fn check(e: &Example, bless: bool) -> Result<Measured> {
         );
         return Ok(m);
     }
+    if e.blob.contains(".int.") && e.triple != "thumbv7em-none-eabihf" {
+        no_soft_float(&elf(e))?;
+    }
     let golden_path = fixtures().join("golden").join(format!("{}.txt", e.bin));
     let host = host_transcript(&fixtures().join(e.blob))?;
     if bless {
@@ -343,6 +346,32 @@ fn check(e: &Example, bless: bool) -> Result<Measured> {
         m.instructions_per_token.unwrap_or(0)
     );
     Ok(m)
+}
+
+/// The integer path on a core without an FPU must not link a soft-float routine
+/// (`__aeabi_f*`, `__aeabi_d*`, `__addsf3`, ...): no float at run time.
+fn no_soft_float(elf: &Path) -> Result<()> {
+    let out = Command::new("nm")
+        .arg(elf)
+        .output()
+        .context("cannot run `nm` (binutils)")?;
+    ensure!(out.status.success(), "nm {} failed", elf.display());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let float: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .filter(|s| {
+            s.starts_with("__aeabi_f")
+                || s.starts_with("__aeabi_d")
+                || s.ends_with("sf3")
+                || s.ends_with("df3")
+        })
+        .collect();
+    ensure!(
+        float.is_empty(),
+        "the integer firmware links soft-float routines: {float:?}"
+    );
+    Ok(())
 }
 
 /// The transcript of the host kernel on `blob`: what the firmware must print, less its
@@ -492,8 +521,8 @@ fn numbers_close(a: &str, b: &str) -> bool {
 }
 
 /// (flash, static RAM) of an ELF from its sections (`size -A`): flash holds code, read-only
-/// data and the initial values of `.data`; static RAM is `.data`, `.bss` and `.uninit`
-/// (the stack and any heap region outside statics are not static).
+/// data and the initial values of `.data`; static RAM is `.data`, `.bss` and `.uninit*`
+/// (defmt-rtt's buffer). The stack is not static RAM (riscv-rt's `.stack` reserves the rest).
 fn sizes(elf: &Path) -> Result<(u64, u64)> {
     let out = Command::new("size")
         .args(["-A", "-d"])
@@ -518,9 +547,10 @@ fn sizes(elf: &Path) -> Result<(u64, u64)> {
                 flash += size;
                 ram += size;
             }
-            ".bss" | ".sbss" | ".uninit" => ram += size,
-            ".vector_table" | ".text" | ".rodata" | ".srodata" | ".init" | ".trap" | ".boot2"
-            | ".boot_loader" | ".start_block" | ".end_block" | ".bi_entries" => flash += size,
+            ".bss" | ".sbss" => ram += size,
+            _ if name.starts_with(".uninit") => ram += size,
+            ".vector_table" | ".text" | ".rodata" | ".srodata" | ".eh_frame" | ".init"
+            | ".trap" | ".boot2" => flash += size,
             _ => {}
         }
     }

@@ -20,3 +20,25 @@ pub const L2_LN: Config = Config {
     norm: Norm::LayerNorm { eps: 1e-5 },
     pos: PosEmbed::Standard,
 };
+
+/// Whether a blob's config is `expected`, compared without float arithmetic (`eps` bit for
+/// bit), so that integer-only firmware links no soft-float routine.
+pub fn same_config(config: &Config, expected: &Config) -> bool {
+    let norm_bits = |n: Norm| match n {
+        Norm::None => None,
+        Norm::LayerNorm { eps } => Some(eps.to_bits()),
+    };
+    (
+        config.n_layers,
+        config.n_heads,
+        config.d_model,
+        config.d_head,
+    ) == (
+        expected.n_layers,
+        expected.n_heads,
+        expected.d_model,
+        expected.d_head,
+    ) && (config.d_vocab, config.n_ctx, config.pos)
+        == (expected.d_vocab, expected.n_ctx, expected.pos)
+        && norm_bits(config.norm) == norm_bits(expected.norm)
+}

@@ -26,7 +26,7 @@ fn main() -> ! {
     out.emit(&Line::Target("QEMU microbit, Cortex-M0"));
 
     let model = Model::from_blob(BLOB).unwrap_or_else(|e| qemu::fail(e));
-    if *model.config() != CONFIG {
+    if !models::same_config(model.config(), &CONFIG) {
         qemu::fail("the blob's config is not CONFIG");
     }
     let mut decoder =

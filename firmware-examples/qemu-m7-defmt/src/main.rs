@@ -25,7 +25,7 @@ fn main() -> ! {
     out.emit(&Line::Target("QEMU mps2-an500, Cortex-M7, defmt"));
 
     let model = Model::from_blob(BLOB).unwrap_or_else(|e| fail(e));
-    if *model.config() != CONFIG {
+    if !models::same_config(model.config(), &CONFIG) {
         fail("the blob's config is not CONFIG");
     }
     let mut decoder = Decoder::new(&model, STATE.as_mut_slice()).unwrap_or_else(|e| fail(e));
