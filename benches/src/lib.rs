@@ -182,7 +182,7 @@ impl Workload {
     }
 
     /// The kernel's logits for the last token of the prompt, decoded the way
-    /// `kernel_f32_step` times it: [d_vocab].
+    /// `kernel_f32_step` times it: `[d_vocab]`.
     pub fn kernel_logits(&self) -> Vec<f32> {
         let model = self.model();
         let mut arena = vec![0.0; model.config().state_len()];
@@ -195,7 +195,7 @@ impl Workload {
     }
 
     /// The kernel's logits for the last token of the prompt, from one prefill of the whole
-    /// prompt the way `kernel_f32_prefill` times it: [d_vocab].
+    /// prompt the way `kernel_f32_prefill` times it: `[d_vocab]`.
     pub fn kernel_prefill_logits(&self) -> Vec<f32> {
         let model = self.model();
         let mut arena = vec![0.0; model.config().state_len()];
@@ -207,7 +207,7 @@ impl Workload {
     }
 
     /// The candle reference's logits for the last token of the prompt, computed the way
-    /// `candle_f32_forward` times it: [d_vocab].
+    /// `candle_f32_forward` times it: `[d_vocab]`.
     pub fn candle_logits(&self, reference: &Reference) -> Vec<f32> {
         candle_last_logits(reference, &self.prompt)
             .to_vec1()
@@ -216,7 +216,7 @@ impl Workload {
 }
 
 /// What `candle_f32_forward` times: the full forward pass of `tokens` (candle's reference
-/// has no KV cache), then the logits row of the last position: [d_vocab].
+/// has no KV cache), then the logits row of the last position: `[d_vocab]`.
 pub fn candle_last_logits(reference: &Reference, tokens: &[u32]) -> Tensor {
     reference
         .logits(tokens)

@@ -19,7 +19,7 @@ pub const SHIFT_MAX: i32 = 30;
 /// requantize(val, m, s) = floor(val * m / 2^(31 - s) + 1/2)
 /// ```
 ///
-/// `multiplier` is a Q31 number (the host makes it with [`quantize_multiplier`]) and
+/// `multiplier` is a Q31 number (the host makes it with `quantize_multiplier`, feature `std`) and
 /// `shift` is in [`SHIFT_MIN`]`..=`[`SHIFT_MAX`] (positive shifts scale up). The result is the
 /// exact rounded value, saturated to `i32`. It is bit for bit CMSIS-NN's
 /// `arm_nn_requantize(val, multiplier, shift)` built with `CMSIS_NN_USE_SINGLE_ROUNDING`

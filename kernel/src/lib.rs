@@ -43,6 +43,11 @@
 //!
 //! ## Crate features
 //! - `std`: implements nothing extra in the kernel; lets host crates and tests use `std`.
+//! - `f32`, `i8`, `int` (default: all three): the number formats this build runs. `i8`
+//!   (int8 weights, `f32` activations, `forward_i8.rs`) runs through [`Decoder`]; `int` (no
+//!   float at run time, [`fixed`], `forward_int.rs`) through [`IntDecoder`] over an `i32`
+//!   arena of [`Config::int_state_len`] words. A blob of a format left out is
+//!   [`Error::UnsupportedFormat`].
 
 #[cfg(any(test, feature = "std"))]
 extern crate std;
