@@ -153,8 +153,13 @@ pub fn circuits_command(
     Ok(())
 }
 
-/// The sequences of `heads`: from a file, or `n` repeated random ones as long as the context
-/// allows (`2 * half < n_ctx`, as TransformerLens' detector requires).
+/// Longest random half of a generated `heads` sequence (TransformerLens' induction demos use
+/// 50): every position costs a full step of the kernel, logits included.
+pub const MAX_HALF: usize = 50;
+
+/// The sequences of `heads`: from a file, or `n` repeated random ones, `half` random tokens
+/// twice with `2 * half < n_ctx` (TransformerLens' detector requires it) and `half <=`
+/// [`MAX_HALF`].
 pub fn head_sequences(
     p: &Params,
     tokens_file: Option<&Path>,
@@ -181,7 +186,7 @@ pub fn head_sequences(
         }
         return Ok(seqs);
     }
-    let half = (c.n_ctx.saturating_sub(1) / 2).max(1);
+    let half = (c.n_ctx.saturating_sub(1) / 2).clamp(1, MAX_HALF);
     if n == 0 {
         bail!("--seqs must be at least 1");
     }
