@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 cargo build --release -q -p tinylens-cli
 T=target/release/tinylens
 OUT=$(mktemp -d)
-echo "| fixture | format | blob bytes | x int8 params | max \|Δ logit\| / range | max \|Δ head attr.\| / range | top-1 | mean KL |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| fixture | format | blob bytes | x int8 params | max \|Δ logit\| / range | max \|Δ head attr.\| / range | top-1 | top-1, no near-tie | mean KL |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for dir in fixtures/tl/*/; do
   fx=$(basename "$dir")
   [ -f "$dir/reference.safetensors" ] || continue
@@ -26,8 +26,9 @@ for dir in fixtures/tl/*/; do
       dl="$dl (abs)"; dh="$dh (abs)"
     fi
     top1=$(awk '/top-1 agreement/ {print $3}' <<<"$v")
+    clear=$(awk '/top-2 gap/ {print $8}' <<<"$v")
     kl=$(awk '/mean KL/ {print $5}' <<<"$v")
-    echo "| $fx | $f | $bytes | ${ratio%x} | $dl | $dh | $top1 | $kl |"
+    echo "| $fx | $f | $bytes | ${ratio%x} | $dl | $dh | $top1 | ${clear:--} | $kl |"
   done
 done
 rm -rf "$OUT"

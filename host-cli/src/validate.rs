@@ -65,6 +65,10 @@ pub struct Report {
     pub positions: usize,
     /// Fraction of positions where kernel and reference agree on the top token.
     pub top1: f64,
+    /// The same over positions whose reference top-2 gap is at least 2% of their logit range.
+    pub top1_clear: f64,
+    /// Positions counted by `top1_clear`.
+    pub clear_positions: usize,
     /// Mean KL(reference || kernel) over positions.
     pub mean_kl: f64,
 }
@@ -151,6 +155,12 @@ impl Report {
         );
         if quantized {
             println!(
+                "  {:<34} {:>12.4} {:>12}  -",
+                "top-1, top-2 gap >= 2% of range",
+                self.top1_clear,
+                format!("({} pos.)", self.clear_positions)
+            );
+            println!(
                 "  {:<34} {:>12.3e} {:>12}  -",
                 "mean KL(reference || kernel)", self.mean_kl, "-"
             );
@@ -226,6 +236,7 @@ pub fn validate(params: &Params, model: &Model<'_>, sequences: &[Vec<u32>]) -> R
         }),
     };
     let (mut agree, mut positions, mut kl_sum) = (0usize, 0usize, 0.0f64);
+    let (mut clear, mut clear_agree) = (0usize, 0usize);
     let (mut lo, mut hi, mut max_dlogit, mut max_dhead) = (f64::MAX, f64::MIN, 0.0f64, 0.0f64);
     for tokens in sequences {
         let k: Trace = trace(model, tokens)?;
@@ -298,6 +309,19 @@ pub fn validate(params: &Params, model: &Model<'_>, sequences: &[Vec<u32>]) -> R
                 .max_by(|&a, &b| rl[a].total_cmp(&rl[b]).then(b.cmp(&a)))
                 .unwrap_or(0);
             agree += usize::from(k_top == r_top);
+            // Positions whose reference top-2 gap is at least 2% of its logit range: where
+            // a quantized format has no near-tie to excuse a different choice.
+            let (lo_p, hi_p) = rl
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+            let second = (0..v)
+                .filter(|&i| i != r_top)
+                .map(|i| rl[i])
+                .fold(f64::MIN, f64::max);
+            if rl[r_top] - second >= tolerance::QUANT_LOGIT_RANGE * (hi_p - lo_p) {
+                clear += 1;
+                clear_agree += usize::from(k_top == r_top);
+            }
             let pk = probabilities(kl);
             let pr = softmax64(rl);
             kl_sum += pr
@@ -325,6 +349,8 @@ pub fn validate(params: &Params, model: &Model<'_>, sequences: &[Vec<u32>]) -> R
         sequences: sequences.len(),
         positions,
         top1: agree as f64 / positions.max(1) as f64,
+        top1_clear: clear_agree as f64 / clear.max(1) as f64,
+        clear_positions: clear,
         mean_kl: (kl_sum / positions.max(1) as f64).max(0.0),
     })
 }
