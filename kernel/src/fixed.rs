@@ -85,7 +85,7 @@ pub fn round_shift_i64(v: i64, s: u32) -> i64 {
     if s == 0 {
         v
     } else {
-        (v + (1i64 << (s - 1))) >> s
+        v.saturating_add(1i64 << (s - 1)) >> s
     }
 }
 

@@ -129,7 +129,9 @@ pub fn layer_norm_int(x: &[i16], w: &[i32], b: &[i32], eps: u64, out: &mut [i16]
     let scale = LnScale { inv };
     for (((o, &v), &wi), &bi) in out.iter_mut().zip(x).zip(w).zip(b) {
         let z = normalized(n * v as i64 - sum, inv);
-        let y = z.saturating_mul(wi as i64) + ((bi as i64) << NORM_FRAC_BITS);
+        let y = z
+            .saturating_mul(wi as i64)
+            .saturating_add((bi as i64) << NORM_FRAC_BITS);
         *o = saturate_i16(round_shift_i64(y, NORM_FRAC_BITS + LN_FRAC_BITS));
     }
     scale

@@ -197,3 +197,39 @@ fn bad_calibration_and_overflowing_scales_are_named() {
     let err = quantize_params(&huge, NumberFormat::Int, None).unwrap_err();
     assert!(err.to_string().starts_with("unembed.b_U: value"), "{err}");
 }
+
+#[test]
+fn corrupted_int_weights_never_panic() {
+    // Any bytes that pass the checks (CRC fixed up) decode without a panic: integer overflow
+    // wraps or saturates, by design, and every slice is bounded by the checked directory.
+    let p = params("l2_ln");
+    let good = quantize_params(&p, NumberFormat::Int, None).unwrap();
+    let mut state = 0x1234_5678u32;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state
+    };
+    for _ in 0..200 {
+        let mut bytes = good.clone();
+        let n = bytes.len();
+        for _ in 0..8 {
+            let at = 512 + next() as usize % (n - 516);
+            bytes[at] = next() as u8;
+        }
+        let crc = CRC32.checksum(&bytes[..n - 4]);
+        bytes[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        let aligned = AlignedBytes::new(&bytes);
+        let Ok(model) = Model::from_blob(aligned.as_bytes()) else {
+            continue;
+        };
+        let cfg = *model.config();
+        let mut arena = vec![0i32; cfg.int_state_len()];
+        let mut dec = IntDecoder::new(&model, &mut arena).unwrap();
+        dec.prefill(&[1, 2, 3, 1, 2, 3]).unwrap();
+        let mut table = vec![0i32; Term::count(&cfg) * cfg.d_vocab];
+        dec.attribution_table(LnConvention::Exact, &mut table)
+            .unwrap();
+    }
+}
