@@ -1,7 +1,8 @@
 //! The top-k tables of one head (`tinylens circuits --head`), streamed through factored
 //! circuits: OV rows, then QK rows and columns in one pass. Throughput is in circuit entries
-//! (`2 * d_vocab^2` per head). The full `attn-only-2l` size (vocab 48262) is timed as a
-//! command in the README; here a 4096-token vocabulary keeps a criterion run short.
+//! (`2 * d_vocab^2` per head, `d_vocab^2` for the OV rows alone) or multiply-adds (factors).
+//! The full `attn-only-2l` size (vocab 48262) is timed as a command in the README; here a
+//! 4096-token vocabulary keeps a criterion run short.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tinylens::{Config, Norm, PosEmbed};
@@ -63,10 +64,13 @@ fn bench(c: &mut Criterion) {
     group.bench_function("head_tables_vocab4096_top10", |b| {
         b.iter(|| head_tables(&p, head, 10, false).unwrap())
     });
+    group.throughput(Throughput::Elements(v * v));
     group.bench_function("ov_rows_only_vocab4096_top10", |b| {
         let ov = full_ov(&p, head).unwrap();
         b.iter(|| ov.row_top_k(10, None).unwrap())
     });
+    // The four factors W_E W_V, W_O W_U, W_E W_Q, W_E W_K: d_vocab x d_model x d_head each.
+    group.throughput(Throughput::Elements(4 * v * 512 * 64));
     group.bench_function("factors_vocab4096", |b| {
         b.iter(|| (full_ov(&p, head).unwrap(), full_qk(&p, head).unwrap()))
     });

@@ -357,3 +357,19 @@ fn the_attention_page_renders_every_head_in_chromium() {
         );
     }
 }
+
+#[test]
+fn a_blob_gives_the_same_tables_as_its_checkpoint() {
+    let blob = tmp("induction.tlb");
+    ok(&[
+        "quantize",
+        &model("l2_induction"),
+        "-o",
+        blob.to_str().unwrap(),
+    ]);
+    let args =
+        |m: &str| ["circuits", m, "--head", "1.2", "--top", "3", "--rows", "0"].map(String::from);
+    let from_checkpoint = ok(&args(&model("l2_induction")).each_ref().map(String::as_str));
+    let from_blob = ok(&args(blob.to_str().unwrap()).each_ref().map(String::as_str));
+    assert_eq!(from_checkpoint, from_blob);
+}
