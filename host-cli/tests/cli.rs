@@ -321,3 +321,63 @@ fn bad_checkpoints_name_the_tensor() {
     );
     assert!(!Path::new(out).exists(), "a failed quantize writes nothing");
 }
+
+#[test]
+fn quantized_formats_end_to_end() {
+    let ckpt = fixture("l2_ln").join("model.safetensors");
+    let ckpt = ckpt.to_str().unwrap();
+    for format in ["i8", "i8-block32", "int"] {
+        let blob = tmp(&format!("l2_ln.{format}.tlb"));
+        let blob = blob.to_str().unwrap();
+        let o = tinylens(&["quantize", ckpt, "-o", blob, "--format", format]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = tinylens(&["inspect", blob]);
+        assert!(
+            stdout(&o).contains(&format!("format:    {format}")),
+            "{}",
+            stdout(&o)
+        );
+        assert!(
+            stdout(&o).contains("the int8 parameter bytes"),
+            "{}",
+            stdout(&o)
+        );
+        let o = tinylens(&["run", blob, "--prompt", "abcabc"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            stdout(&o).contains("attribution of logit"),
+            "{}",
+            stdout(&o)
+        );
+    }
+    // Calibration files are checked against the model.
+    let calib = tmp("calibration.txt");
+    std::fs::write(&calib, "1 2 3\n4 5 99\n").unwrap();
+    let out = tmp("bad.int.tlb");
+    fails_with(
+        &[
+            "quantize",
+            ckpt,
+            "-o",
+            out.to_str().unwrap(),
+            "--format",
+            "int",
+            "--calibrate",
+            calib.to_str().unwrap(),
+        ],
+        "calibration sequence 2 has token 99, out of range (d_vocab = 40)",
+    );
+    fails_with(
+        &[
+            "quantize",
+            ckpt,
+            "-o",
+            out.to_str().unwrap(),
+            "--format",
+            "i8",
+            "--calibrate",
+            calib.to_str().unwrap(),
+        ],
+        "--calibrate sets activation ranges of the int format only",
+    );
+}
