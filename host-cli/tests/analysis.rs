@@ -248,7 +248,8 @@ fn a_model_too_large_for_dense_out_is_refused_before_any_work() {
             "--out",
             tmp("x.safetensors").to_str().unwrap(),
         ],
-        "the model is too large for dense --out",
+        "the model is too large for dense --out: direct_path, full_OV and full_QK \
+         ([1, 1, 5000, 5000] f32) would take 0.3 GiB, the limit is 256 MiB",
     );
 }
 

@@ -584,7 +584,7 @@ pub fn circuits_tensors(p: &Params, r: &CircuitsReport) -> Result<Vec<Named>> {
         bail!(
             "the model is too large for dense --out: direct_path, full_OV and full_QK \
              ([{l}, {h}, {v}, {v}] f32) would take {:.1} GiB, the limit is {} MiB; \
-             the tables above are computed factored and need no --out",
+             the tables need no dense matrix: run without --out",
             bytes as f64 / (1u64 << 30) as f64,
             DENSE_OUT_LIMIT >> 20
         );
