@@ -51,7 +51,13 @@ impl Heatmap<'_> {
     /// The `<svg>` element.
     pub fn render(&self) -> String {
         let (rows, cols) = (self.row_labels.len(), self.col_labels.len());
-        let cell = if rows.max(cols) > 40 { 8 } else { 16 };
+        // Small grids get cells wide enough to print their value.
+        let cell = match rows.max(cols) {
+            0..=12 => 34,
+            13..=40 => 16,
+            _ => 8,
+        };
+        let with_text = cell >= 34;
         let left = 8 * self
             .row_labels
             .iter()
@@ -66,7 +72,11 @@ impl Heatmap<'_> {
             .max()
             .unwrap_or(1)
             + 28;
-        let (w, h) = (left + cols * cell + 10, top + rows * cell + 10);
+        let title_w = 7 * self.title.chars().count() + 10;
+        let (w, h) = (
+            (left + cols * cell + 10).max(title_w),
+            top + rows * cell + 10,
+        );
         let mut s = String::new();
         let _ = write!(
             s,
@@ -87,7 +97,7 @@ impl Heatmap<'_> {
             );
         }
         for (r, label) in self.row_labels.iter().enumerate() {
-            let y = top + r * cell + cell - 3;
+            let y = top + r * cell + cell / 2 + 4;
             let _ = write!(
                 s,
                 r#"<text x="{}" y="{y}" text-anchor="end">{}</text>"#,
@@ -113,6 +123,14 @@ impl Heatmap<'_> {
                     self.axes.1,
                     escape(&self.col_labels[c]),
                 );
+                if with_text {
+                    let _ = write!(
+                        s,
+                        r#"<text x="{}" y="{}" text-anchor="middle" font-size="10" pointer-events="none">{v:.2}</text>"#,
+                        x + cell / 2,
+                        y + cell / 2 + 4
+                    );
+                }
             }
         }
         s.push_str("</svg>");
