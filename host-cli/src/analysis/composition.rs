@@ -226,3 +226,32 @@ pub fn random_baseline(d_model: usize, d_head: usize, samples: usize, seed: u64)
     }
     total / samples.max(1) as f64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn factored_score_equals_the_dense_reference() {
+        let mut rng = SplitMix(5);
+        let mut random = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32).collect() };
+        for (m, d) in [(8, 2), (16, 4), (12, 12)] {
+            let a = LowRank::new(&random(m * d), &random(d * m), m, d);
+            let b = LowRank::new(&random(m * d), &random(d * m), m, d);
+            let dense = composition_score_dense(&a.dense(), &b.dense(), m);
+            let factored = composition_score(&a, &b);
+            assert!(
+                (dense - factored).abs() < 1e-9,
+                "{m}x{d}: {dense} vs {factored}"
+            );
+            let fro = a.dense().iter().map(|v| v * v).sum::<f64>().sqrt();
+            assert!((a.norm() - fro).abs() < 1e-9 * fro);
+        }
+    }
+
+    #[test]
+    fn the_random_baseline_is_about_one_over_sqrt_d_model() {
+        let b = random_baseline(64, 8, 32, 1);
+        assert!((b - 1.0 / 8.0).abs() < 0.03, "{b}");
+    }
+}
