@@ -43,17 +43,50 @@ pub fn layer_norm(x: &[f32], ln: &LnWeights<'_>, eps: f32, out: &mut [f32]) -> f
 }
 
 /// A row vector times a matrix, plus an optional bias: `out = x @ w + b`.
-/// Written as a sum of scaled rows of `w`, so the inner loop runs over contiguous memory.
+///
+/// The plain version is [`matvec_reference`]. This one walks the columns four at a time and
+/// keeps those four sums in registers while the rows go by, so every weight is loaded once and
+/// no partial sum goes back to memory inside the loop (on a Cortex-M4F that is one load and
+/// one fused multiply-add per weight). The sums are the same, term for term, in the same order.
 ///
 /// `x`: `[d_in]`, `w`: `[d_in, d_out]`, `b`, `out`: `[d_out]`
 pub fn matvec(x: &[f32], w: &[f32], b: Option<&[f32]>, out: &mut [f32]) {
-    match b {
-        Some(b) => out.copy_from_slice(b),
-        None => out.fill(0.0),
+    let cols = out.len();
+    let mut blocks = out.chunks_exact_mut(4);
+    let mut j = 0;
+    for block in &mut blocks {
+        let mut acc = match b {
+            Some(b) => [b[j], b[j + 1], b[j + 2], b[j + 3]],
+            None => [0.0; 4],
+        };
+        for (&xi, row) in x.iter().zip(w.chunks_exact(cols)) {
+            let r = &row[j..j + 4];
+            acc[0] += xi * r[0];
+            acc[1] += xi * r[1];
+            acc[2] += xi * r[2];
+            acc[3] += xi * r[3];
+        }
+        block.copy_from_slice(&acc);
+        j += 4;
     }
-    for (&xi, row) in x.iter().zip(w.chunks_exact(out.len())) {
-        for (o, &wij) in out.iter_mut().zip(row) {
-            *o += xi * wij;
+    for (o, jj) in blocks.into_remainder().iter_mut().zip(j..) {
+        let mut acc = b.map_or(0.0, |b| b[jj]);
+        for (&xi, row) in x.iter().zip(w.chunks_exact(cols)) {
+            acc += xi * row[jj];
+        }
+        *o = acc;
+    }
+}
+
+/// [`matvec`] as the equation reads, one output at a time: `out_j = b_j + sum_i x_i w_ij`.
+///
+/// `x`: `[d_in]`, `w`: `[d_in, d_out]`, `b`, `out`: `[d_out]`
+pub fn matvec_reference(x: &[f32], w: &[f32], b: Option<&[f32]>, out: &mut [f32]) {
+    let cols = out.len();
+    for (j, o) in out.iter_mut().enumerate() {
+        *o = b.map_or(0.0, |b| b[j]);
+        for (i, &xi) in x.iter().enumerate() {
+            *o += xi * w[i * cols + j];
         }
     }
 }

@@ -89,10 +89,25 @@ pub fn matvec_i8(x: &[f32], w: &I8Matrix<'_>, b: Option<&[f32]>, out: &mut [f32]
     out.fill(0.0);
     match w.scaling {
         Scaling::Column => {
-            // Row axpy of raw int8 values, then one multiply per column.
-            for (&xi, row) in x.iter().zip(w.q.chunks_exact(cols)) {
-                for (o, &q) in out.iter_mut().zip(row) {
-                    *o += xi * q as f32;
+            // Raw int8 values summed four columns at a time in registers (every weight loaded
+            // once), then one multiply per column.
+            let mut blocks = out.chunks_exact_mut(4);
+            let mut j = 0;
+            for block in &mut blocks {
+                let mut acc = [0.0f32; 4];
+                for (&xi, row) in x.iter().zip(w.q.chunks_exact(cols)) {
+                    let r = &row[j..j + 4];
+                    acc[0] += xi * r[0] as f32;
+                    acc[1] += xi * r[1] as f32;
+                    acc[2] += xi * r[2] as f32;
+                    acc[3] += xi * r[3] as f32;
+                }
+                block.copy_from_slice(&acc);
+                j += 4;
+            }
+            for (o, jj) in blocks.into_remainder().iter_mut().zip(j..) {
+                for (&xi, row) in x.iter().zip(w.q.chunks_exact(cols)) {
+                    *o += xi * row[jj] as f32;
                 }
             }
             for (o, &s) in out.iter_mut().zip(w.scales) {

@@ -163,10 +163,26 @@ pub fn matvec_int(x: &[i16], w: &[i8], b: Option<&[i32]>, rq: &[i32], out: &mut 
         Some(b) => out.copy_from_slice(&b[..cols]),
         None => out.fill(0),
     }
-    for (&xi, row) in x.iter().zip(w.chunks_exact(cols)) {
-        let xi = xi as i32;
-        for (o, &q) in out.iter_mut().zip(row) {
-            *o = o.wrapping_add(xi.wrapping_mul(q as i32));
+    // Four columns at a time, their sums in registers while the rows go by: every weight is
+    // loaded once and no partial sum returns to memory inside the loop.
+    let mut blocks = out.chunks_exact_mut(4);
+    let mut j = 0;
+    for block in &mut blocks {
+        let mut acc = [block[0], block[1], block[2], block[3]];
+        for (&xi, row) in x.iter().zip(w.chunks_exact(cols)) {
+            let xi = xi as i32;
+            let r = &row[j..j + 4];
+            acc[0] = acc[0].wrapping_add(xi.wrapping_mul(r[0] as i32));
+            acc[1] = acc[1].wrapping_add(xi.wrapping_mul(r[1] as i32));
+            acc[2] = acc[2].wrapping_add(xi.wrapping_mul(r[2] as i32));
+            acc[3] = acc[3].wrapping_add(xi.wrapping_mul(r[3] as i32));
+        }
+        block.copy_from_slice(&acc);
+        j += 4;
+    }
+    for (o, jj) in blocks.into_remainder().iter_mut().zip(j..) {
+        for (&xi, row) in x.iter().zip(w.chunks_exact(cols)) {
+            *o = o.wrapping_add((xi as i32).wrapping_mul(row[jj] as i32));
         }
     }
     for (j, o) in out.iter_mut().enumerate() {
@@ -1002,6 +1018,23 @@ mod tests {
         matvec_int(&x, &w, Some(&b), &rq, &mut fast);
         matvec_int_reference(&x, &w, Some(&b), &rq, &mut plain);
         assert_eq!(fast, plain);
+        // Shapes that use the four-column blocks and their remainder.
+        for (rows, cols) in [(8, 4), (7, 9), (32, 8), (3, 13)] {
+            let x: std::vec::Vec<i16> = (0..rows)
+                .map(|i| (i as i16).wrapping_mul(7919) ^ 0x5a5a)
+                .collect();
+            let w: std::vec::Vec<i8> = (0..rows * cols)
+                .map(|i| (i * 37 % 256) as u8 as i8)
+                .collect();
+            let b: std::vec::Vec<i32> = (0..cols as i32).map(|j| j * 1000 - 3000).collect();
+            let rq: std::vec::Vec<i32> = (0..cols)
+                .flat_map(|j| [(1 << 30) + j as i32 * 12345, -(j as i32 % 7)])
+                .collect();
+            let (mut fast, mut plain) = (std::vec![0; cols], std::vec![0; cols]);
+            matvec_int(&x, &w, Some(&b), &rq, &mut fast);
+            matvec_int_reference(&x, &w, Some(&b), &rq, &mut plain);
+            assert_eq!(fast, plain, "{rows}x{cols}");
+        }
     }
 
     #[test]

@@ -429,3 +429,19 @@ fn inconsistent_blobs_name_the_tensor() {
         .unwrap();
     assert_eq!(err, Error::BadConfig("n_heads must be at least 1"));
 }
+
+#[test]
+fn blocked_matvec_equals_the_plain_one_exactly() {
+    use tinylens::forward::{matvec, matvec_reference};
+    for (rows, cols) in [(1, 1), (8, 4), (7, 9), (32, 8), (3, 13), (64, 128)] {
+        let x = values(7, rows);
+        let w = values(8, rows * cols);
+        let b = values(9, cols);
+        for bias in [None, Some(b.as_slice())] {
+            let (mut fast, mut plain) = (vec![0.0; cols], vec![0.0; cols]);
+            matvec(&x, &w, bias, &mut fast);
+            matvec_reference(&x, &w, bias, &mut plain);
+            assert_eq!(fast, plain, "{rows}x{cols}: same terms in the same order");
+        }
+    }
+}
