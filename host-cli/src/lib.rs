@@ -11,4 +11,5 @@ pub mod reference;
 pub mod report;
 pub mod tokenize;
 pub mod trace;
+pub mod train;
 pub mod validate;

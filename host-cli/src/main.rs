@@ -150,6 +150,8 @@ enum Command {
         #[command(subcommand)]
         what: Plot,
     },
+    /// Train an attention-only transformer on the CPU and save it as a TransformerLens checkpoint.
+    Train(TrainArgs),
     /// Show what a blob or checkpoint holds: config, tensors, sizes, format, checksum.
     Inspect {
         /// A .tlb blob or a .safetensors checkpoint.
@@ -221,6 +223,109 @@ enum Plot {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+}
+
+/// The arguments of `tinylens train`.
+#[derive(clap::Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["text", "task"])))]
+struct TrainArgs {
+    /// A text file to train on (a tokenizer is built from it, see --tokenizer).
+    #[arg(long)]
+    text: Option<PathBuf>,
+    /// A built-in generated corpus instead: skip-trigrams (demo-1l, word-level) or stories
+    /// (demo-2l, character-level).
+    #[arg(long)]
+    task: Option<String>,
+    /// Tokenizer of --text: char, byte or word.
+    #[arg(long, default_value = "char")]
+    tokenizer: String,
+    /// Size of the generated corpus, in tokens.
+    #[arg(long, default_value_t = 1_000_000)]
+    corpus_tokens: usize,
+    /// Also write the corpus as text to this file.
+    #[arg(long)]
+    write_corpus: Option<PathBuf>,
+    /// The directory to write model.safetensors, config.json, vocab.json, loss.csv, loss.svg.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Attention layers.
+    #[arg(long, default_value_t = 2)]
+    layers: usize,
+    /// Heads per layer.
+    #[arg(long, default_value_t = 4)]
+    heads: usize,
+    /// Width of the residual stream.
+    #[arg(long, default_value_t = 64)]
+    d_model: usize,
+    /// Width of each head.
+    #[arg(long, default_value_t = 16)]
+    d_head: usize,
+    /// Context length.
+    #[arg(long, default_value_t = 64)]
+    n_ctx: usize,
+    /// LayerNorm before each layer and the unembedding.
+    #[arg(long)]
+    ln: bool,
+    /// Positional embedding: standard or shortformer.
+    #[arg(long, default_value = "standard")]
+    pos: String,
+    /// Optimizer steps.
+    #[arg(long, default_value_t = 2000)]
+    steps: usize,
+    /// Windows per step.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 3e-3)]
+    lr: f64,
+    /// AdamW weight decay.
+    #[arg(long, default_value_t = 0.01)]
+    weight_decay: f64,
+    /// Seed of the weights, the batches and the generated corpus.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// CPU threads for candle (the tensors are small: one thread is usually fastest).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+/// `tinylens train`.
+fn train(a: TrainArgs) -> anyhow::Result<()> {
+    use tinylens_cli::train::{corpus::Tokenizer, train_command, Source, TrainOptions};
+    // candle sizes its thread pool from this variable when it first computes; nothing else
+    // runs yet.
+    std::env::set_var("RAYON_NUM_THREADS", a.threads.max(1).to_string());
+    let source = match (a.text, a.task.as_deref()) {
+        (Some(path), _) => Source::Text(path, Tokenizer::from_name(&a.tokenizer)?),
+        (None, Some("skip-trigrams")) => Source::SkipTrigrams(a.corpus_tokens),
+        (None, Some("stories")) => Source::Stories(a.corpus_tokens),
+        (None, Some(other)) => {
+            anyhow::bail!("unknown --task {other:?}: expected skip-trigrams or stories")
+        }
+        (None, None) => unreachable!("clap requires one of --text, --task"),
+    };
+    let pos = match a.pos.as_str() {
+        "standard" => tinylens::PosEmbed::Standard,
+        "shortformer" => tinylens::PosEmbed::Shortformer,
+        other => anyhow::bail!("unknown --pos {other:?}: expected standard or shortformer"),
+    };
+    let opts = TrainOptions {
+        source,
+        n_layers: a.layers,
+        n_heads: a.heads,
+        d_model: a.d_model,
+        d_head: a.d_head,
+        n_ctx: a.n_ctx,
+        layer_norm: a.ln,
+        pos,
+        steps: a.steps,
+        batch: a.batch,
+        lr: a.lr,
+        weight_decay: a.weight_decay,
+        seed: a.seed,
+        progress: true,
+    };
+    train_command(&opts, &a.output, a.write_corpus.as_deref())
 }
 
 /// `--tokens` or `--prompt`, as clap guarantees one of them.
@@ -373,6 +478,7 @@ fn main() -> ExitCode {
                 config,
             } => analysis::plot_heads_command(&model, config.as_deref(), seqs, seed, &output),
         },
+        Command::Train(args) => train(args),
         Command::Inspect { file, config } => commands::inspect(&file, config.as_deref()),
     };
     match result {

@@ -1,0 +1,362 @@
+//! Training text: tokenizers built from a text, and the corpora of the demo models, generated
+//! from a seed (no downloaded text).
+//!
+//! - [`skip_trigrams`]: word-level sentences with planted skip-trigrams, the examples of the
+//!   framework paper: "keep ... in mind", "keep ... at bay", "keep ... under wraps", and names
+//!   completed from an earlier mention ("Ralph ... @R" -> "alph"), mixed with plain sentences
+//!   that use the same words without the trigram.
+//! - [`stories`]: character-level stories in which invented names recur ("Mr and Mrs Dursley
+//!   ... Mr Dursley was"): the names are new in every story, so only an induction head can
+//!   predict their second mention.
+//!
+//! A corpus is a list of token pieces; its vocabulary is the sorted set of pieces, and
+//! [`crate::tokenize::encode`] (greedy longest match) splits the joined text back into the same
+//! pieces, so prompts typed as text give the tokens the model was trained on.
+
+use std::collections::BTreeSet;
+
+use anyhow::{bail, Result};
+
+use crate::analysis::SplitMix;
+
+/// How a text file is split into tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tokenizer {
+    /// One token per character.
+    Char,
+    /// One token per byte (bytes beyond ASCII are shown as the Latin-1 character of that byte).
+    Byte,
+    /// Words with their leading space (" keep"), and every other character on its own.
+    Word,
+}
+
+impl Tokenizer {
+    /// Parses `char`, `byte` or `word`.
+    pub fn from_name(name: &str) -> Result<Tokenizer> {
+        Ok(match name {
+            "char" => Tokenizer::Char,
+            "byte" => Tokenizer::Byte,
+            "word" => Tokenizer::Word,
+            _ => bail!("unknown --tokenizer {name:?}: expected char, byte or word"),
+        })
+    }
+
+    /// Splits `text` into pieces.
+    pub fn pieces(self, text: &str) -> Vec<String> {
+        match self {
+            Tokenizer::Char => text.chars().map(String::from).collect(),
+            Tokenizer::Byte => text.bytes().map(|b| char::from(b).to_string()).collect(),
+            Tokenizer::Word => {
+                let mut out = Vec::new();
+                let chars: Vec<char> = text.chars().collect();
+                let mut i = 0;
+                let is_word = |c: char| c.is_alphanumeric() || c == '\'';
+                while i < chars.len() {
+                    let start = i;
+                    if chars[i] == ' ' && chars.get(i + 1).is_some_and(|&c| is_word(c)) {
+                        i += 1;
+                    }
+                    if is_word(chars[i]) {
+                        while i < chars.len() && is_word(chars[i]) {
+                            i += 1;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                    out.push(chars[start..i].iter().collect());
+                }
+                out
+            }
+        }
+    }
+}
+
+/// A corpus as token ids with its vocabulary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Corpus {
+    /// The text of each token id, sorted.
+    pub vocab: Vec<String>,
+    /// The corpus.
+    pub tokens: Vec<u32>,
+}
+
+impl Corpus {
+    /// Numbers `pieces` with the sorted set of distinct pieces.
+    pub fn from_pieces(pieces: &[String]) -> Corpus {
+        let vocab: Vec<String> = pieces
+            .iter()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let tokens = pieces
+            .iter()
+            .map(|p| vocab.binary_search(p).expect("piece is in the vocabulary") as u32)
+            .collect();
+        Corpus { vocab, tokens }
+    }
+
+    /// The corpus as text.
+    pub fn text(&self) -> String {
+        crate::tokenize::decode(&self.vocab, &self.tokens)
+    }
+}
+
+/// A small helper over [`SplitMix`] for the generators.
+struct Gen(SplitMix);
+
+impl Gen {
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.0.below(items.len())]
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+    fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.0.below(hi - lo + 1)
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// demo-1l: planted skip-trigrams
+// ------------------------------------------------------------------------------------------------
+
+/// The "keep" idioms: the preposition after the object, and the word it calls for.
+pub const KEEP_IDIOMS: [(&str, &str); 3] =
+    [(" in", " mind"), (" at", " bay"), (" under", " wraps")];
+
+/// Names mentioned whole (" Ralph") and later completed after an `@` ("@R" -> "alph").
+pub const NAMES: [(&str, &str, &str); 6] = [
+    (" Ralph", "R", "alph"),
+    (" Lloyd", "L", "loyd"),
+    (" Cindy", "C", "indy"),
+    (" Pike", "P", "ike"),
+    (" Catherine", "C", "atherine"),
+    (" Vera", "V", "era"),
+];
+
+const SUBJECTS: [&str; 6] = [" we", " they", " you", " i", " she", " he"];
+const ADJECTIVES: [&str; 8] = [
+    " old", " small", " red", " quiet", " new", " big", " strange", " good",
+];
+const NOUNS: [&str; 10] = [
+    " plan", " dog", " map", " secret", " wolves", " box", " letter", " garden", " cat", " idea",
+];
+const PLACES: [&str; 6] = [
+    " house", " station", " table", " river", " market", " bridge",
+];
+const VERBS: [&str; 6] = [" found", " liked", " moved", " saw", " painted", " opened"];
+
+/// A noun phrase of one to four words: " it", " the plan", " the old red map", ...
+fn noun_phrase(g: &mut Gen, out: &mut Vec<String>) {
+    match g.0.below(6) {
+        0 => out.push(" it".into()),
+        1 => out.push(" them".into()),
+        _ => {
+            out.push(g.pick(&[" the", " this", " that", " our"]).into());
+            for _ in 0..g.range(0, 2) {
+                out.push(g.pick(&ADJECTIVES).into());
+            }
+            out.push(g.pick(&NOUNS).into());
+        }
+    }
+}
+
+/// One sentence of the skip-trigram corpus.
+fn skip_trigram_sentence(g: &mut Gen, out: &mut Vec<String>, name: usize) {
+    let subject = g.pick(&SUBJECTS);
+    match g.0.below(10) {
+        // The planted trigrams: " keep" ... " in" -> " mind", " at" -> " bay", " under" -> " wraps".
+        0..=3 => {
+            let (prep, word) = KEEP_IDIOMS[g.0.below(KEEP_IDIOMS.len())];
+            out.push(subject.into());
+            if g.chance(0.3) {
+                out.push(g.pick(&[" will", " must", " should"]).into());
+            }
+            out.push(" keep".into());
+            noun_phrase(g, out);
+            out.push(prep.into());
+            out.push(word.into());
+        }
+        // The same prepositions without "keep": they go on with " the".
+        4..=6 => {
+            out.push(subject.into());
+            out.push(g.pick(&VERBS).into());
+            noun_phrase(g, out);
+            out.push(g.pick(&[" in", " at", " under"]).into());
+            out.push(" the".into());
+            out.push(g.pick(&PLACES).into());
+        }
+        // A name completed from its earlier mention: " Ralph" ... " @" "R" "alph".
+        7 | 8 => {
+            let (_, initial, rest) = NAMES[name];
+            out.push(subject.into());
+            out.push(g.pick(&[" wrote", " called", " thanked"]).into());
+            out.push(" @".into());
+            out.push(initial.into());
+            out.push(rest.into());
+        }
+        // Plain sentences.
+        _ => {
+            out.push(" the".into());
+            out.push(g.pick(&NOUNS).into());
+            out.push(g.pick(&[" is", " was"]).into());
+            out.push(g.pick(&ADJECTIVES).into());
+        }
+    }
+    out.push(" .".into());
+}
+
+/// The demo-1l corpus: `n_tokens` (about) word-level tokens of paragraphs, each introducing a
+/// name and then mixing the planted skip-trigrams with plain sentences.
+pub fn skip_trigrams(seed: u64, n_tokens: usize) -> Corpus {
+    let mut g = Gen(SplitMix(seed));
+    let mut pieces: Vec<String> = Vec::with_capacity(n_tokens + 64);
+    while pieces.len() < n_tokens {
+        let name = g.0.below(NAMES.len());
+        pieces.push("\n".into());
+        pieces.push(NAMES[name].0.into());
+        pieces.push(g.pick(&VERBS).into());
+        noun_phrase(&mut g, &mut pieces);
+        pieces.push(" .".into());
+        for _ in 0..g.range(2, 4) {
+            skip_trigram_sentence(&mut g, &mut pieces, name);
+        }
+    }
+    Corpus::from_pieces(&pieces)
+}
+
+// ------------------------------------------------------------------------------------------------
+// demo-2l: stories with recurring invented names
+// ------------------------------------------------------------------------------------------------
+
+const ONSETS: [&str; 18] = [
+    "B", "D", "F", "G", "H", "K", "L", "M", "N", "P", "Q", "R", "S", "T", "V", "W", "Z", "Br",
+];
+const SYLLABLES: [&str; 24] = [
+    "ar", "el", "ix", "om", "un", "ast", "ble", "dor", "fen", "gil", "hap", "jor", "kel", "lor",
+    "mun", "nix", "pel", "quo", "rin", "sol", "tav", "vex", "wen", "zel",
+];
+const ENDINGS: [&str; 10] = [
+    "ley", "by", "ton", "wick", "more", "sby", "ridge", "ham", "ford", "well",
+];
+
+/// An invented name: an onset, one or two syllables and an ending ("Blorwick", "Tavnixford").
+pub fn invented_name(rng: &mut SplitMix) -> String {
+    let mut g = Gen(SplitMix(rng.next_u64()));
+    let mut name = g.pick(&ONSETS).to_string();
+    for _ in 0..g.range(1, 2) {
+        name.push_str(g.pick(&SYLLABLES));
+    }
+    name.push_str(g.pick(&ENDINGS));
+    name
+}
+
+/// One story: a family with an invented surname, a child, a street and a firm, each named
+/// several times.
+pub fn story(rng: &mut SplitMix) -> String {
+    story_with_names(rng).0
+}
+
+/// [`story`], and its invented names: surname, child, street, firm.
+pub fn story_with_names(rng: &mut SplitMix) -> (String, [String; 4]) {
+    let surname = invented_name(rng);
+    let child = invented_name(rng);
+    let street = invented_name(rng);
+    let firm = invented_name(rng);
+    let mut g = Gen(SplitMix(rng.next_u64()));
+    let number = g.range(2, 9);
+    let mut s = format!(
+        "Mr and Mrs {surname}, of number {number}, {street} Drive, were proud to say that they \
+         were perfectly normal. "
+    );
+    let sentences = [
+        format!("Mr {surname} was the director of a firm called {firm}, which made drills. "),
+        format!("Mrs {surname} was thin and had a long neck. "),
+        format!("The {surname}s had a small son called {child}. "),
+        format!("Mr {surname} hummed as he picked out his tie. "),
+        format!("Mrs {surname} gossiped over the fence on {street} Drive. "),
+        format!("{child} was in his high chair, screaming. "),
+        format!("Nobody at {firm} knew about {child}. "),
+        format!("Mr {surname} drove to {firm} and parked. "),
+        format!("Mrs {surname} said that {child} was a good boy. "),
+        format!("The cat on {street} Drive watched Mr {surname}. "),
+    ];
+    let n = g.range(4, 7);
+    for _ in 0..n {
+        s.push_str(&sentences[g.0.below(sentences.len())]);
+    }
+    s.push('\n');
+    (s, [surname, child, street, firm])
+}
+
+/// The demo-2l corpus: stories, character-level, about `n_chars` characters.
+pub fn stories(seed: u64, n_chars: usize) -> Corpus {
+    let mut rng = SplitMix(seed);
+    let mut text = String::with_capacity(n_chars + 512);
+    while text.len() < n_chars {
+        text.push_str(&story(&mut rng));
+    }
+    let mut corpus = Corpus::from_pieces(&Tokenizer::Char.pieces(&text));
+    // Every character a story can hold is in the vocabulary, seen in this corpus or not.
+    let vocab: Vec<String> = corpus
+        .vocab
+        .iter()
+        .cloned()
+        .chain(story_alphabet())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for t in &mut corpus.tokens {
+        let piece = &corpus.vocab[*t as usize];
+        *t = vocab
+            .binary_search(piece)
+            .expect("piece is in the vocabulary") as u32;
+    }
+    corpus.vocab = vocab;
+    corpus
+}
+
+/// Every character the stories can use, so that a vocabulary built from a corpus covers fresh
+/// stories too.
+pub fn story_alphabet() -> Vec<String> {
+    let mut chars: BTreeSet<char> = BTreeSet::new();
+    let mut rng = SplitMix(1);
+    for _ in 0..200 {
+        chars.extend(story(&mut rng).chars());
+    }
+    for p in ONSETS.iter().chain(&SYLLABLES).chain(&ENDINGS) {
+        chars.extend(p.chars());
+    }
+    chars.extend('0'..='9');
+    chars.into_iter().map(String::from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenize::encode;
+
+    #[test]
+    fn generated_text_encodes_back_to_the_same_tokens() {
+        for corpus in [skip_trigrams(3, 2000), stories(3, 3000)] {
+            let text = corpus.text();
+            assert_eq!(encode(&corpus.vocab, &text).unwrap(), corpus.tokens);
+        }
+    }
+
+    #[test]
+    fn corpora_are_deterministic_for_a_seed() {
+        assert_eq!(skip_trigrams(7, 500), skip_trigrams(7, 500));
+        assert_ne!(skip_trigrams(7, 500), skip_trigrams(8, 500));
+        assert_eq!(stories(7, 500), stories(7, 500));
+    }
+
+    #[test]
+    fn tokenizers_split_as_documented() {
+        let p = Tokenizer::Word.pieces("keep it, in mind");
+        assert_eq!(p, ["keep", " it", ",", " in", " mind"]);
+        assert_eq!(Tokenizer::Char.pieces("ab"), ["a", "b"]);
+        assert_eq!(Tokenizer::Byte.pieces("a\u{e9}").len(), 3);
+    }
+}
