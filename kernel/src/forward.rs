@@ -44,38 +44,48 @@ pub fn layer_norm(x: &[f32], ln: &LnWeights<'_>, eps: f32, out: &mut [f32]) -> f
 
 /// A row vector times a matrix, plus an optional bias: `out = x @ w + b`.
 ///
-/// The plain version is [`matvec_reference`]. This one walks the columns four at a time and
-/// keeps those four sums in registers while the rows go by, so every weight is loaded once and
-/// no partial sum goes back to memory inside the loop (on a Cortex-M4F that is one load and
-/// one fused multiply-add per weight). The sums are the same, term for term, in the same order.
+/// The plain version is [`matvec_reference`]. This one works on tiles of columns (16 wide,
+/// then 4, then 1) and keeps a tile's sums in registers while the rows go by: every weight is
+/// loaded once, no partial sum goes back to memory inside the loop, and a 16-wide tile reads
+/// whole 64-byte lines of a wide matrix. Each output is the same sum, term for term, in the
+/// same order as the plain version.
 ///
 /// `x`: `[d_in]`, `w`: `[d_in, d_out]`, `b`, `out`: `[d_out]`
 pub fn matvec(x: &[f32], w: &[f32], b: Option<&[f32]>, out: &mut [f32]) {
     let cols = out.len();
-    let mut blocks = out.chunks_exact_mut(4);
-    let mut j = 0;
-    for block in &mut blocks {
-        let mut acc = match b {
-            Some(b) => [b[j], b[j + 1], b[j + 2], b[j + 3]],
-            None => [0.0; 4],
-        };
-        for (&xi, row) in x.iter().zip(w.chunks_exact(cols)) {
-            let r = &row[j..j + 4];
-            acc[0] += xi * r[0];
-            acc[1] += xi * r[1];
-            acc[2] += xi * r[2];
-            acc[3] += xi * r[3];
-        }
-        block.copy_from_slice(&acc);
-        j += 4;
+    let wide = cols - cols % 16;
+    let narrow = cols - cols % 4;
+    for j in (0..wide).step_by(16) {
+        matvec_tile::<16>(x, w, b, cols, j, out);
     }
-    for (o, jj) in blocks.into_remainder().iter_mut().zip(j..) {
-        let mut acc = b.map_or(0.0, |b| b[jj]);
-        for (&xi, row) in x.iter().zip(w.chunks_exact(cols)) {
-            acc += xi * row[jj];
-        }
-        *o = acc;
+    for j in (wide..narrow).step_by(4) {
+        matvec_tile::<4>(x, w, b, cols, j, out);
     }
+    for j in narrow..cols {
+        matvec_tile::<1>(x, w, b, cols, j, out);
+    }
+}
+
+/// Columns `j..j + T` of [`matvec`]: `T` sums in registers over every row.
+#[inline(always)]
+fn matvec_tile<const T: usize>(
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    cols: usize,
+    j: usize,
+    out: &mut [f32],
+) {
+    let mut acc = [0.0f32; T];
+    if let Some(b) = b {
+        acc.copy_from_slice(&b[j..j + T]);
+    }
+    for (&xi, row) in x.iter().zip(w.chunks_exact(cols)) {
+        for (a, &wij) in acc.iter_mut().zip(&row[j..j + T]) {
+            *a += xi * wij;
+        }
+    }
+    out[j..j + T].copy_from_slice(&acc);
 }
 
 /// [`matvec`] as the equation reads, one output at a time: `out_j = b_j + sum_i x_i w_ij`.

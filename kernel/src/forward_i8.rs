@@ -63,6 +63,18 @@ impl I8Matrix<'_> {
     }
 }
 
+/// Columns `j..j + T` of `x @ q` (raw int8 values, unscaled): `T` sums in registers.
+#[inline(always)]
+fn i8_tile<const T: usize>(x: &[f32], q: &[i8], cols: usize, j: usize, out: &mut [f32]) {
+    let mut acc = [0.0f32; T];
+    for (&xi, row) in x.iter().zip(q.chunks_exact(cols)) {
+        for (a, &qij) in acc.iter_mut().zip(&row[j..j + T]) {
+            *a += xi * qij as f32;
+        }
+    }
+    out[j..j + T].copy_from_slice(&acc);
+}
+
 /// `out = x @ W + b` for an int8 `W`, dequantizing every element: the plain version the
 /// optimized [`matvec_i8`] is tested against.
 ///
@@ -89,26 +101,18 @@ pub fn matvec_i8(x: &[f32], w: &I8Matrix<'_>, b: Option<&[f32]>, out: &mut [f32]
     out.fill(0.0);
     match w.scaling {
         Scaling::Column => {
-            // Raw int8 values summed four columns at a time in registers (every weight loaded
-            // once), then one multiply per column.
-            let mut blocks = out.chunks_exact_mut(4);
-            let mut j = 0;
-            for block in &mut blocks {
-                let mut acc = [0.0f32; 4];
-                for (&xi, row) in x.iter().zip(w.q.chunks_exact(cols)) {
-                    let r = &row[j..j + 4];
-                    acc[0] += xi * r[0] as f32;
-                    acc[1] += xi * r[1] as f32;
-                    acc[2] += xi * r[2] as f32;
-                    acc[3] += xi * r[3] as f32;
-                }
-                block.copy_from_slice(&acc);
-                j += 4;
+            // Raw int8 values summed a tile of columns at a time in registers (16 wide, then
+            // 4, then 1; every weight loaded once), then one multiply per column.
+            let wide = cols - cols % 16;
+            let narrow = cols - cols % 4;
+            for j in (0..wide).step_by(16) {
+                i8_tile::<16>(x, w.q, cols, j, out);
             }
-            for (o, jj) in blocks.into_remainder().iter_mut().zip(j..) {
-                for (&xi, row) in x.iter().zip(w.q.chunks_exact(cols)) {
-                    *o += xi * row[jj] as f32;
-                }
+            for j in (wide..narrow).step_by(4) {
+                i8_tile::<4>(x, w.q, cols, j, out);
+            }
+            for j in narrow..cols {
+                i8_tile::<1>(x, w.q, cols, j, out);
             }
             for (o, &s) in out.iter_mut().zip(w.scales) {
                 *o *= s;
