@@ -56,3 +56,10 @@ cargo fmt --manifest-path firmware-examples/Cargo.toml --all --check
 cargo xtask qemu
 cargo xtask boards
 # --- end firmware --------------------------------------------------------------------------
+
+# --- fuzzing (fuzz/, xtask/src/fuzz.rs) ----------------------------------------------------
+step "fuzz smoke run: every target for 5 s from the committed seeds (cargo xtask fuzz --minutes N for a long run)"
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+cargo fmt --manifest-path fuzz/Cargo.toml --all --check
+cargo xtask fuzz --seconds 5
+# --- end fuzzing ---------------------------------------------------------------------------

@@ -25,6 +25,8 @@ use common::{cost, FmtOut, NoClock};
 use tinylens::writer::AlignedBytes;
 use tinylens::{Decoder, IntDecoder, Model, NumberFormat};
 
+mod fuzz;
+
 /// `f32` and `i8` transcripts: every number within this absolute plus relative difference of
 /// the host's (the device and the host run the same operations in the same order, so in
 /// practice they agree to the last printed digit).
@@ -161,8 +163,10 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("qemu") => firmware(bless, true),
         Some("boards") => firmware(bless, false),
+        Some("fuzz") => fuzz::run(&root(), &args[1..]),
         _ => {
             eprintln!("usage: cargo xtask qemu [--bless] | cargo xtask boards [--bless]");
+            eprintln!("       cargo xtask fuzz [--minutes N | --seconds N] [TARGET]");
             std::process::exit(2);
         }
     }
