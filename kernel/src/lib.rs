@@ -1,6 +1,20 @@
 #![no_std]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+// No public function panics on a blob, a token or a buffer: no `unwrap`, `expect` or `panic!`
+// outside tests. Slice indexing stays, with shapes checked once at load; the fuzz targets in
+// `fuzz/` drive every public entry point (README, "Hardening").
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 //! # tinylens
 //!
 //! Attention-only transformers on microcontrollers, read the way "A Mathematical Framework for
@@ -67,6 +81,7 @@ pub mod model;
 pub mod stats;
 #[doc(hidden)]
 #[cfg(any(test, feature = "std"))]
+#[allow(clippy::expect_used)] // test models, not part of the API
 pub mod testing;
 mod weights;
 #[cfg(any(test, feature = "std"))]
