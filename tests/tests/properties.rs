@@ -169,7 +169,7 @@ proptest! {
         let f32_blob = load(&params, NumberFormat::F32);
         let f32_model = Model::from_blob(f32_blob.as_bytes()).unwrap();
         let int_blob = AlignedBytes::new(
-            &quantize_params(&params, NumberFormat::Int, Some(&[tokens.clone()])).unwrap(),
+            &quantize_params(&params, NumberFormat::Int, Some(std::slice::from_ref(&tokens))).unwrap(),
         );
         let int_model = Model::from_blob(int_blob.as_bytes()).unwrap();
         let mut fa = vec![0.0; cfg.state_len()];
