@@ -302,7 +302,7 @@ impl DecodeInput {
         };
         let (m, h, d, v, c) = (cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_vocab, cfg.n_ctx);
         let has_ln = matches!(cfg.norm, Norm::LayerNorm { .. });
-        let mut ln = |values: &mut dyn FnMut(usize) -> Vec<f32>| {
+        let ln = |values: &mut dyn FnMut(usize) -> Vec<f32>| {
             has_ln.then(|| LnParams {
                 w: values(m),
                 b: values(m),
