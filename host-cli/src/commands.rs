@@ -244,10 +244,11 @@ pub fn rust_literal(cfg: &Config) -> String {
     )
 }
 
-/// The demo model, embedded in the binary.
+/// The demo model, embedded in the binary: `models/demo-2l` as an f32 blob.
 pub const DEMO_BLOB: &[u8] = include_bytes!("../assets/demo.tlb");
-/// The demo prompt.
-pub const DEMO_PROMPT: &str = "the cat sat the cat";
+/// The demo prompt: a story opening in which an invented name comes back, cut inside it.
+pub const DEMO_PROMPT: &str = "Mr and Mrs Durasoli, of number 4, Pivet Drive, were proud to say \
+                               that they were perfectly normal. Mr Dura";
 
 /// `tinylens demo`: the embedded model on the default prompt.
 pub fn demo(prompt: Option<&str>) -> Result<()> {
@@ -256,16 +257,15 @@ pub fn demo(prompt: Option<&str>) -> Result<()> {
     let prompt = prompt.unwrap_or(DEMO_PROMPT);
     println!("tinylens demo: an attention-only transformer, run by the no_std kernel");
     println!(
-        "(the embedded model is the 2-layer LayerNorm conformance fixture: random weights made \
-         by TransformerLens, so its predictions mean nothing yet; the numbers match \
-         TransformerLens to 1e-4)\n"
+        "(the embedded model is models/demo-2l: 2 layers trained by `tinylens train` on \
+         generated stories whose invented names recur, new in every story: only an earlier \
+         mention can tell how \"Dura...\" goes on)\n"
     );
-    run_model(&model, &Input::Prompt(prompt.to_string()), 5, None)?;
-    generate(&model, prompt, 4)
+    crate::demo::story_demo(&model, prompt, &crate::demo::attention_page_path())
 }
 
 /// Greedy generation through the KV cache: prefill once, then one `step` per new token.
-fn generate(model: &Model<'_>, prompt: &str, n: usize) -> Result<()> {
+pub fn generate(model: &Model<'_>, prompt: &str, n: usize) -> Result<()> {
     let vocab = vocab_of(model).unwrap_or_default();
     let tokens = encode(&vocab, prompt)?;
     let mut arena = vec![0.0f32; model.config().state_len()];

@@ -4,6 +4,7 @@
 pub mod analysis;
 pub mod blobio;
 pub mod commands;
+pub mod demo;
 pub mod import;
 pub mod params;
 pub mod quantize;

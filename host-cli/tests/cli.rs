@@ -165,14 +165,26 @@ fn demo_runs_the_embedded_model() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     for needle in [
+        "prompt: \"Mr and Mrs Durasoli, of number 4,",
         "top 5 next tokens",
-        "attribution of logit",
-        "head 1.3",
+        // The repeated invented name goes on as it did the first time...
+        "   1. \"so\"",
+        "attribution of logit[\"so\"]",
         "sum",
-        "greedy",
+        // ...because a layer-1 head attends to what followed "Dura" last time.
+        "the largest term is head 1.",
+        "(\"so\" in \"...",
+        "That is an induction head",
+        "greedy continuation",
+        "+ \"soli",
+        "wrote the attention of every head on this story to",
     ] {
         assert!(text.contains(needle), "demo lacks {needle:?}:\n{text}");
     }
+    let page = std::env::temp_dir().join("tinylens-demo.html");
+    let html = std::fs::read_to_string(&page).expect("the demo writes its attention page");
+    let heads = html.matches("head 1.").count();
+    assert!(html.contains("Du") && heads >= 4, "{}", page.display());
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //!   framework paper: "keep ... in mind", "keep ... at bay", "keep ... under wraps", and names
 //!   completed from an earlier mention ("Ralph ... @R" -> "alph"), mixed with plain sentences
 //!   that use the same words without the trigram.
-//! - [`stories`]: character-level stories in which invented names recur ("Mr and Mrs Dursley
+//! - [`stories`]: stories in which invented names recur ("Mr and Mrs Dursley
 //!   ... Mr Dursley was"): the names are new in every story, so only an induction head can
 //!   predict their second mention.
 //!
@@ -230,38 +230,46 @@ pub fn skip_trigrams(seed: u64, n_tokens: usize) -> Corpus {
 // demo-2l: stories with recurring invented names
 // ------------------------------------------------------------------------------------------------
 
-const ONSETS: [&str; 18] = [
-    "B", "D", "F", "G", "H", "K", "L", "M", "N", "P", "Q", "R", "S", "T", "V", "W", "Z", "Br",
-];
-const SYLLABLES: [&str; 24] = [
-    "ar", "el", "ix", "om", "un", "ast", "ble", "dor", "fen", "gil", "hap", "jor", "kel", "lor",
-    "mun", "nix", "pel", "quo", "rin", "sol", "tav", "vex", "wen", "zel",
-];
-const ENDINGS: [&str; 10] = [
-    "ley", "by", "ton", "wick", "more", "sby", "ridge", "ham", "ford", "well",
-];
+const CONSONANTS: &str = "bdfgklmnprstvz";
+const VOWELS: &str = "aeiou";
 
-/// An invented name: an onset, one or two syllables and an ending ("Blorwick", "Tavnixford").
+/// An invented name: a capital consonant, then two to four consonant-vowel syllables, the
+/// last consonant optional ("Dovakemu", "Tisuran"): every letter after the first few is a
+/// fresh choice, so no statistics of names in general can predict it, only an earlier mention.
 pub fn invented_name(rng: &mut SplitMix) -> String {
-    let mut g = Gen(SplitMix(rng.next_u64()));
-    let mut name = g.pick(&ONSETS).to_string();
-    for _ in 0..g.range(1, 2) {
-        name.push_str(g.pick(&SYLLABLES));
+    let c: Vec<char> = CONSONANTS.chars().collect();
+    let v: Vec<char> = VOWELS.chars().collect();
+    let mut name = String::new();
+    name.push(c[rng.below(c.len())].to_ascii_uppercase());
+    name.push(v[rng.below(v.len())]);
+    for _ in 0..1 + rng.below(3) {
+        name.push(c[rng.below(c.len())]);
+        name.push(v[rng.below(v.len())]);
     }
-    name.push_str(g.pick(&ENDINGS));
+    if rng.below(2) == 0 {
+        name.push(c[rng.below(c.len())]);
+    }
     name
 }
 
-/// One story: a family with an invented surname, a child, a street and a firm, each named
-/// several times.
+/// Words of the telegrams in the stories.
+const TELEGRAM_WORDS: [&str; 24] = [
+    "come", "home", "stop", "drills", "Drive", "number", "cat", "fence", "son", "sister", "was",
+    "normal", "firm", "tie", "neck", "high", "chair", "about", "met", "parked", "at", "and", "the",
+    "proud",
+];
+
+/// One story: a family with an invented surname, a child, a relative, a street and a firm,
+/// each named several times.
 pub fn story(rng: &mut SplitMix) -> String {
     story_with_names(rng).0
 }
 
-/// [`story`], and its invented names: surname, child, street, firm.
-pub fn story_with_names(rng: &mut SplitMix) -> (String, [String; 4]) {
+/// [`story`], and its invented names: surname, child, relative, street, firm.
+pub fn story_with_names(rng: &mut SplitMix) -> (String, [String; 5]) {
     let surname = invented_name(rng);
     let child = invented_name(rng);
+    let relative = invented_name(rng);
     let street = invented_name(rng);
     let firm = invented_name(rng);
     let mut g = Gen(SplitMix(rng.next_u64()));
@@ -272,38 +280,110 @@ pub fn story_with_names(rng: &mut SplitMix) -> (String, [String; 4]) {
     );
     let sentences = [
         format!("Mr {surname} was the director of a firm called {firm}, which made drills. "),
-        format!("Mrs {surname} was thin and had a long neck. "),
+        format!("Mrs {surname} had a sister called {relative}. "),
         format!("The {surname}s had a small son called {child}. "),
-        format!("Mr {surname} hummed as he picked out his tie. "),
-        format!("Mrs {surname} gossiped over the fence on {street} Drive. "),
-        format!("{child} was in his high chair, screaming. "),
+        format!("{relative} never came to {street} Drive. "),
+        format!("Mr {surname} met {relative} at {firm}. "),
+        format!("{child} was in his high chair, screaming at {relative}. "),
         format!("Nobody at {firm} knew about {child}. "),
         format!("Mr {surname} drove to {firm} and parked. "),
-        format!("Mrs {surname} said that {child} was a good boy. "),
+        format!("Mrs {surname} told Mr {surname} about {relative}. "),
         format!("The cat on {street} Drive watched Mr {surname}. "),
+        format!("{relative} and {child} waved. "),
     ];
     let n = g.range(4, 7);
-    for _ in 0..n {
+    let guests_at = g.0.below(n);
+    let telegram_at = g.0.below(n);
+    for i in 0..n {
         s.push_str(&sentences[g.0.below(sentences.len())]);
+        if i == guests_at {
+            // A list of new names that comes back in the same order.
+            let guests: Vec<String> = (0..g.range(3, 4)).map(|_| invented_name(rng)).collect();
+            let list = guests.join(" ");
+            s.push_str(&format!(
+                "The guests were {list}. Mrs {surname} wrote down {list}. She read out {list}. \
+                 {child} sang {list}, {list}. "
+            ));
+        }
+        if i == telegram_at {
+            // A telegram of random words, read twice: any token can come back.
+            let words: Vec<String> = (0..g.range(10, 16))
+                .map(|_| match g.0.below(3) {
+                    0 => invented_name(rng),
+                    _ => TELEGRAM_WORDS[g.0.below(TELEGRAM_WORDS.len())].to_string(),
+                })
+                .collect();
+            let t = words.join(" ");
+            s.push_str(&format!(
+                "The telegram said {t}. Mr {surname} read it again: {t}. And again: {t}. "
+            ));
+        }
     }
     s.push('\n');
-    (s, [surname, child, street, firm])
+    (s, [surname, child, relative, street, firm])
 }
 
-/// The demo-2l corpus: stories, character-level, about `n_chars` characters.
-pub fn stories(seed: u64, n_chars: usize) -> Corpus {
-    let mut rng = SplitMix(seed);
-    let mut text = String::with_capacity(n_chars + 512);
-    while text.len() < n_chars {
-        text.push_str(&story(&mut rng));
+/// Splits story text into tokens: words with their leading space (" were"), punctuation on its
+/// own, and invented names into syllables (" Kavotus" -> " Ka" "vo" "tu" "s"), the way a BPE
+/// tokenizer splits a rare name into pieces. Matching one syllable then says much more than
+/// matching one character, which is what lets a two-layer model find the earlier mention.
+pub fn story_pieces(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for piece in Tokenizer::Word.pieces(text) {
+        match name_syllables(&piece) {
+            Some(parts) => out.extend(parts),
+            None => out.push(piece),
+        }
     }
-    let mut corpus = Corpus::from_pieces(&Tokenizer::Char.pieces(&text));
-    // Every character a story can hold is in the vocabulary, seen in this corpus or not.
+    out
+}
+
+/// `" Kavotun"` -> `[" Ka", "vo", "tu", "n"]` when the word has the shape of an invented name
+/// (a capital consonant, vowel, then consonant-vowel pairs and up to two final consonants).
+fn name_syllables(word: &str) -> Option<Vec<String>> {
+    let (space, rest) = match word.strip_prefix(' ') {
+        Some(rest) => (" ", rest),
+        None => ("", word),
+    };
+    let chars: Vec<char> = rest.chars().collect();
+    let consonant = |c: char| CONSONANTS.contains(c);
+    let vowel = |c: char| VOWELS.contains(c);
+    if chars.len() < 2
+        || !chars[0].is_ascii_uppercase()
+        || !consonant(chars[0].to_ascii_lowercase())
+        || !vowel(chars[1])
+    {
+        return None;
+    }
+    let mut parts = vec![format!("{space}{}{}", chars[0], chars[1])];
+    let mut i = 2;
+    while i + 1 < chars.len() && consonant(chars[i]) && vowel(chars[i + 1]) {
+        parts.push(chars[i..i + 2].iter().collect());
+        i += 2;
+    }
+    let finals = chars.len() - i;
+    if finals > 2 || !chars[i..].iter().all(|&c| consonant(c)) {
+        return None;
+    }
+    parts.extend(chars[i..].iter().map(|c| c.to_string()));
+    Some(parts)
+}
+
+/// The demo-2l corpus: stories, about `n_tokens` tokens of [`story_pieces`]. The vocabulary
+/// holds every syllable a name can have, seen in this corpus or not.
+pub fn stories(seed: u64, n_tokens: usize) -> Corpus {
+    let mut rng = SplitMix(seed);
+    let mut pieces = Vec::with_capacity(n_tokens + 512);
+    while pieces.len() < n_tokens {
+        pieces.extend(story_pieces(&story(&mut rng)));
+    }
+    let mut corpus = Corpus::from_pieces(&pieces);
     let vocab: Vec<String> = corpus
         .vocab
         .iter()
         .cloned()
-        .chain(story_alphabet())
+        .chain(name_alphabet())
+        .chain((2..=9).map(|n| format!(" {n}")))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -317,19 +397,17 @@ pub fn stories(seed: u64, n_chars: usize) -> Corpus {
     corpus
 }
 
-/// Every character the stories can use, so that a vocabulary built from a corpus covers fresh
-/// stories too.
-pub fn story_alphabet() -> Vec<String> {
-    let mut chars: BTreeSet<char> = BTreeSet::new();
-    let mut rng = SplitMix(1);
-    for _ in 0..200 {
-        chars.extend(story(&mut rng).chars());
+/// Every piece a name can be split into: " Ka", "vo", "n".
+pub fn name_alphabet() -> Vec<String> {
+    let mut out = Vec::new();
+    for c in CONSONANTS.chars() {
+        out.push(c.to_string());
+        for v in VOWELS.chars() {
+            out.push(format!(" {}{v}", c.to_ascii_uppercase()));
+            out.push(format!("{c}{v}"));
+        }
     }
-    for p in ONSETS.iter().chain(&SYLLABLES).chain(&ENDINGS) {
-        chars.extend(p.chars());
-    }
-    chars.extend('0'..='9');
-    chars.into_iter().map(String::from).collect()
+    out
 }
 
 #[cfg(test)]

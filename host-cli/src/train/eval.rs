@@ -21,7 +21,7 @@ pub struct NameCompletion {
     pub mentions: usize,
     /// Mentions whose whole second half was predicted right, character by character.
     pub mentions_right: usize,
-    /// Characters of second halves scored.
+    /// Tokens (syllables) of second halves scored.
     pub chars: usize,
     /// Of those, predicted right (the argmax of the logits is the next character).
     pub chars_right: usize,
@@ -33,7 +33,7 @@ impl fmt::Display for NameCompletion {
         write!(
             f,
             "name completion on {} fresh stories (kernel, f32 blob): the second half of a \
-             repeated invented name is predicted for {:.1}% of its characters ({}/{}), and \
+             repeated invented name is predicted for {:.1}% of its syllables ({}/{}), and \
              entirely for {:.1}% of the mentions ({}/{})",
             self.stories,
             pct(self.chars_right, self.chars),
@@ -48,7 +48,8 @@ impl fmt::Display for NameCompletion {
 
 /// Scores `params` on `n` stories generated from `seed`: for every mention of an invented name
 /// whose earlier mention fits in the same `n_ctx` window ending at it, the predictions of the
-/// characters of its second half, each given the true text before it.
+/// tokens of its second half (the syllables after the first half), each given the true text
+/// before it.
 pub fn name_completion(params: &Params, seed: u64, n: usize) -> Result<NameCompletion> {
     let blob = blob_from_params(params)?;
     let aligned = tinylens::writer::AlignedBytes::new(&blob);
@@ -67,17 +68,20 @@ pub fn name_completion(params: &Params, seed: u64, n: usize) -> Result<NameCompl
         let (text, names) = story_with_names(&mut rng);
         let tokens = encode(&vocab, &text)?;
         for name in &names {
-            let at: Vec<usize> = text.match_indices(name.as_str()).map(|(i, _)| i).collect();
+            let pieces = encode(&vocab, &format!(" {name}"))?;
+            let at: Vec<usize> = (0..tokens.len().saturating_sub(pieces.len() - 1))
+                .filter(|&i| tokens[i..i + pieces.len()] == pieces[..])
+                .collect();
             for pair in at.windows(2) {
                 let (first, p) = (pair[0], pair[1]);
-                let end = p + name.len();
+                let end = p + pieces.len();
                 let start = end.saturating_sub(n_ctx);
                 if first < start {
                     continue;
                 }
                 let predicted = greedy_predictions(&model, &tokens[start..end])?;
                 let mut all = true;
-                for i in name.len() / 2..name.len() {
+                for i in pieces.len() / 2..pieces.len() {
                     let right = predicted[p + i - 1 - start] == tokens[p + i];
                     r.chars += 1;
                     r.chars_right += usize::from(right);

@@ -34,7 +34,7 @@ pub enum Source {
     Text(PathBuf, Tokenizer),
     /// The demo-1l corpus ([`corpus::skip_trigrams`]) of about this many tokens.
     SkipTrigrams(usize),
-    /// The demo-2l corpus ([`corpus::stories`]) of about this many characters.
+    /// The demo-2l corpus ([`corpus::stories`]) of about this many tokens.
     Stories(usize),
 }
 

@@ -308,3 +308,50 @@ fn layer_norm(x: &Tensor, ln: &LnVars, eps: f32) -> Result<Tensor> {
 pub fn token_tensor(tokens: &[u32], batch: usize, seq: usize) -> Result<Tensor> {
     Ok(Tensor::from_slice(tokens, (batch, seq), &Device::Cpu)?.to_dtype(DType::U32)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::Reference;
+
+    /// The training forward pass is TransformerLens' (as the independent reference computes
+    /// it), for every normalization and positional embedding, on a batch of two sequences.
+    #[test]
+    fn forward_matches_the_reference() {
+        for (norm, pos) in [
+            (Norm::None, PosEmbed::Standard),
+            (Norm::LayerNorm { eps: 1e-5 }, PosEmbed::Standard),
+            (Norm::LayerNorm { eps: 1e-5 }, PosEmbed::Shortformer),
+        ] {
+            let config = Config {
+                n_layers: 2,
+                n_heads: 3,
+                d_model: 12,
+                d_head: 4,
+                d_vocab: 11,
+                n_ctx: 9,
+                norm,
+                pos,
+            };
+            let model = ModelVars::init(&config, 3).unwrap();
+            let params = model.to_params(None).unwrap();
+            let reference = Reference::new(&params).unwrap();
+            let rows: [[u32; 7]; 2] = [[1, 5, 2, 9, 1, 5, 2], [0, 10, 3, 3, 7, 4, 6]];
+            let flat: Vec<u32> = rows.concat();
+            let logits = model
+                .forward(&token_tensor(&flat, 2, 7).unwrap())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            for (b, row) in rows.iter().enumerate() {
+                let want = reference.forward(row).unwrap().logits;
+                let got = &logits[b * 7 * 11..(b + 1) * 7 * 11];
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((*g as f64 - w).abs() < 1e-4, "{norm:?} {pos:?}: {g} vs {w}");
+                }
+            }
+        }
+    }
+}
