@@ -34,6 +34,8 @@
 //! | residual stream: `x_{i+1} = x_i + sum_h h(x_i)` (+ `b_O`) | `Decoder::attention_layer` (private; see `forward.rs`) |
 //! | unembedding `T = W_U x_{-1}` (+ `b_U`) | [`forward::unembed`] |
 //! | path expansion: direct path + one term per head | [`attribution`] |
+//! | which heads act as previous-token / induction heads, while decoding | [`stats`] |
+//! | a row of an OV, QK or direct-path circuit, top-k | [`circuits`] |
 //!
 //! The whole `f32` path is `src/forward.rs`, top to bottom.
 //!
@@ -56,7 +58,8 @@
 //! [`Arena`] sized by [`Config::state_len`].
 //!
 //! ## Crate features
-//! - `std`: implements nothing extra in the kernel; lets host crates and tests use `std`.
+//! - `std`: adds the blob writer (module `writer`: `write_f32`, `AlignedBytes`) for host tools;
+//!   the forward passes never use it.
 //! - `f32`, `i8`, `int` (default: all three): the number formats this build runs. `i8`
 //!   (int8 weights, `f32` activations, `forward_i8.rs`) runs through [`Decoder`]; `int` (no
 //!   float at run time, [`fixed`], `forward_int.rs`) through [`IntDecoder`] over an `i32`
