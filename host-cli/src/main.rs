@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{ArgGroup, Parser, Subcommand};
 use tinylens_cli::analysis::cli as analysis;
 use tinylens_cli::commands::{self, Input};
+use tinylens_cli::validate::Sequences;
 
 /// TransformerLens for microcontrollers: attention-only transformers, run by a no_std kernel
 /// and read the way the Transformer Circuits framework reads them.
@@ -65,7 +66,7 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Compare the kernel running a blob with an independent f64 reference on a checkpoint.
-    #[command(group(ArgGroup::new("sequences").args(["tokens_file", "random"])))]
+    #[command(group(ArgGroup::new("sequences").args(["tokens_file", "text", "random"])))]
     Validate {
         /// The checkpoint the blob was made from.
         checkpoint: PathBuf,
@@ -74,6 +75,10 @@ enum Command {
         /// Token sequences, one per line.
         #[arg(long)]
         tokens_file: Option<PathBuf>,
+        /// A text file, tokenized with the blob's vocabulary and cut into windows of n_ctx
+        /// tokens.
+        #[arg(long)]
+        text: Option<PathBuf>,
         /// Number of random sequences of length n_ctx (default 8).
         #[arg(long)]
         random: Option<usize>,
@@ -233,7 +238,7 @@ struct TrainArgs {
     #[arg(long)]
     text: Option<PathBuf>,
     /// A built-in generated corpus instead: skip-trigrams (demo-1l, word-level) or stories
-    /// (demo-2l, character-level).
+    /// (demo-2l, syllables and words).
     #[arg(long)]
     task: Option<String>,
     /// Tokenizer of --text: char, byte or word.
@@ -245,9 +250,13 @@ struct TrainArgs {
     /// Also write the corpus as text to this file.
     #[arg(long)]
     write_corpus: Option<PathBuf>,
+    /// Write the corpus (--write-corpus) and stop, training nothing: with a seed other than
+    /// the model's, held-out text for `validate --text`.
+    #[arg(long, requires = "write_corpus")]
+    corpus_only: bool,
     /// The directory to write model.safetensors, config.json, vocab.json, loss.csv, loss.svg.
-    #[arg(short, long)]
-    output: PathBuf,
+    #[arg(short, long, required_unless_present = "corpus_only")]
+    output: Option<PathBuf>,
     /// Attention layers.
     #[arg(long, default_value_t = 2)]
     layers: usize,
@@ -291,7 +300,9 @@ struct TrainArgs {
 
 /// `tinylens train`.
 fn train(a: TrainArgs) -> anyhow::Result<()> {
-    use tinylens_cli::train::{corpus::Tokenizer, train_command, Source, TrainOptions};
+    use tinylens_cli::train::{
+        corpus::Tokenizer, train_command, write_corpus_command, Source, TrainOptions,
+    };
     // candle sizes its thread pool from this variable when it first computes; nothing else
     // runs yet.
     std::env::set_var("RAYON_NUM_THREADS", a.threads.max(1).to_string());
@@ -325,7 +336,11 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         seed: a.seed,
         progress: true,
     };
-    train_command(&opts, &a.output, a.write_corpus.as_deref())
+    match (a.output, a.write_corpus) {
+        (_, Some(corpus)) if a.corpus_only => write_corpus_command(&opts, &corpus),
+        (Some(output), corpus) => train_command(&opts, &output, corpus.as_deref()),
+        (None, _) => unreachable!("clap requires --output unless --corpus-only"),
+    }
 }
 
 /// `--tokens` or `--prompt`, as clap guarantees one of them.
@@ -385,6 +400,7 @@ fn main() -> ExitCode {
             checkpoint,
             model,
             tokens_file,
+            text,
             random,
             seed,
             config,
@@ -392,9 +408,14 @@ fn main() -> ExitCode {
             &checkpoint,
             &model,
             config.as_deref(),
-            tokens_file.as_deref(),
-            random,
-            seed,
+            match (tokens_file, text) {
+                (Some(path), _) => Sequences::TokensFile(path),
+                (None, Some(path)) => Sequences::Text(path),
+                (None, None) => Sequences::Random {
+                    n: random.unwrap_or(8),
+                    seed,
+                },
+            },
         )
         .map(|_| ()),
         Command::Circuits {

@@ -88,3 +88,97 @@ fn bad_training_input_gets_a_clear_error() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown --task \"poems\""));
 }
+
+#[test]
+fn a_held_out_corpus_validates_a_demo_blob_as_text() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = tmp("held-out.txt");
+    let o = tinylens(&[
+        "train",
+        "--task",
+        "stories",
+        "--seed",
+        "5",
+        "--corpus-tokens",
+        "700",
+        "--write-corpus",
+        text.to_str().unwrap(),
+        "--corpus-only",
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}");
+    assert!(stdout.contains("seed 5"), "{stdout}");
+    // Nothing trained, nothing else written; the same seed gives the same text.
+    let first = std::fs::read_to_string(&text).unwrap();
+    assert!(first.len() > 1000, "{first}");
+    tinylens(&[
+        "train",
+        "--task",
+        "stories",
+        "--seed",
+        "6",
+        "--corpus-tokens",
+        "700",
+        "--write-corpus",
+        text.to_str().unwrap(),
+        "--corpus-only",
+    ]);
+    assert_ne!(std::fs::read_to_string(&text).unwrap(), first);
+    std::fs::write(&text, &first).unwrap();
+
+    // demo-2l's f32 blob against its checkpoint on that text: windows of n_ctx = 64.
+    let o = tinylens(&[
+        "validate",
+        root.join("models/demo-2l/model.safetensors")
+            .to_str()
+            .unwrap(),
+        root.join("models/demo-2l/demo-2l.tlb").to_str().unwrap(),
+        "--text",
+        text.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("windows of up to 64 tokens"));
+    let tokens: usize = line
+        .and_then(|l| l.split(": ").nth(1))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no window line in {stdout}"));
+    assert!(tokens >= 600, "{stdout}");
+    assert!(
+        line.unwrap()
+            .contains(&format!("{} windows", tokens.div_ceil(64))),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("top-1 agreement                          1.0000"),
+        "{stdout}"
+    );
+
+    // A text the vocabulary cannot spell, and --corpus-only without a file.
+    std::fs::write(&text, "Mr Latim ☃").unwrap();
+    let o = tinylens(&[
+        "validate",
+        root.join("models/demo-2l/model.safetensors")
+            .to_str()
+            .unwrap(),
+        root.join("models/demo-2l/demo-2l.tlb").to_str().unwrap(),
+        "--text",
+        text.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("cannot tokenize") && stderr.contains("'☃'"),
+        "{stderr}"
+    );
+    let o = tinylens(&["train", "--task", "stories", "--corpus-only"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--write-corpus"));
+}

@@ -314,6 +314,22 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus) -> Result<Trained> {
     })
 }
 
+/// `tinylens train --corpus-only`: writes the corpus of `opts` (its source and seed) as text
+/// and trains nothing. With a seed other than a model's, that is held-out text for
+/// `tinylens validate --text`.
+pub fn write_corpus_command(opts: &TrainOptions, path: &Path) -> Result<()> {
+    let corpus = opts.source.corpus(opts.seed)?;
+    std::fs::write(path, corpus.text())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "wrote the corpus ({} tokens, seed {}) to {}",
+        corpus.tokens.len(),
+        opts.seed,
+        path.display()
+    );
+    Ok(())
+}
+
 /// `tinylens train`: trains, then writes `model.safetensors`, `config.json`, `vocab.json`,
 /// `loss.csv` and `loss.svg` into `out_dir`.
 pub fn train_command(
