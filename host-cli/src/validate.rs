@@ -158,7 +158,7 @@ impl Report {
                 "  {:<34} {:>12.4} {:>12}  -",
                 "top-1, top-2 gap >= 2% of range",
                 self.top1_clear,
-                format!("({} pos.)", self.clear_positions)
+                format!("({}/{} pos.)", self.clear_positions, self.positions)
             );
             println!(
                 "  {:<34} {:>12.3e} {:>12}  -",
