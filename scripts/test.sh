@@ -34,6 +34,10 @@ cargo clippy -p tinylens --target thumbv6m-none-eabi --no-default-features --fea
 
 step "docs (-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --lib
+# ... and the kernel's docs with one format only (no link may point at a format left out).
+for f in f32 i8 int; do
+  RUSTDOCFLAGS="-D warnings" cargo doc -p tinylens --no-deps --lib --no-default-features --features "$f"
+done
 
 # --- attention page in a browser (host-cli/tests/analysis.rs) ------------------------------
 step "headless Chromium: the attention page renders every head"

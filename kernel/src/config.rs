@@ -81,7 +81,7 @@ impl Config {
     }
 
     /// `i32` words of decoding state of the full-integer decoder
-    /// ([`IntDecoder`](crate::IntDecoder), format `int`) for a context of `ctx` positions:
+    /// (`IntDecoder`, format `int`) for a context of `ctx` positions:
     /// the int8 KV cache, the int16 residual and normalized rows, one int16 query, the `i32`
     /// scores of one head, the Q15 pattern and int16 `z` of the current position in every
     /// head, and the `i32` logits. Each buffer is rounded up to whole words.

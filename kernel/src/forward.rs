@@ -227,7 +227,7 @@ fn take<'s>(buf: &mut &'s mut [f32], n: usize) -> &'s mut [f32] {
 ///
 /// Runs the formats whose activations are `f32`: `f32` and the int8-weight formats `i8` and
 /// `i8-block32` (whose matrix products are in `forward_i8.rs`). The full-integer format has
-/// its own decoder, [`IntDecoder`](crate::IntDecoder).
+/// its own decoder, `IntDecoder` (`forward_int.rs`).
 pub struct Decoder<'m, 's> {
     pub(crate) cfg: Config,
     /// The weights, `f32` or int8 with scales.

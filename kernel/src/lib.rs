@@ -62,7 +62,7 @@
 //!   the forward passes never use it.
 //! - `f32`, `i8`, `int` (default: all three): the number formats this build runs. `i8`
 //!   (int8 weights, `f32` activations, `forward_i8.rs`) runs through [`Decoder`]; `int` (no
-//!   float at run time, [`fixed`], `forward_int.rs`) through [`IntDecoder`] over an `i32`
+//!   float at run time, [`fixed`], `forward_int.rs`) through `IntDecoder` over an `i32`
 //!   arena of [`Config::int_state_len`] words. A blob of a format left out is
 //!   [`Error::UnsupportedFormat`].
 
