@@ -8,9 +8,11 @@
 //!   [`GROWTH`]; writes the figures table `fixtures/firmware/figures.md`.
 //! - `cargo xtask boards [--bless]`: builds the real-board examples (not run) and checks their
 //!   sizes against the same snapshot.
-//! - `--bless` remakes the blobs from `fixtures/tl/l2_ln` with `tinylens quantize`, rewrites the
-//!   golden transcripts from the host kernel, and records the sizes and counts as the new
-//!   snapshot. Commit what it changes, and say in the commit why sizes grew.
+//! - `--bless` remakes the examples' blobs from the trained demo checkpoints in `models/` with
+//!   `tinylens quantize` (`fixtures/firmware/<model>.<format>.tlb` from
+//!   `models/<model>/model.safetensors`), rewrites the golden transcripts from the host kernel,
+//!   and records the sizes and counts as the new snapshot. Commit what it changes, and say in
+//!   the commit why sizes grew.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 use std::{env, fs, thread};
 
 use anyhow::{bail, ensure, Context, Result};
-use common::{cost, FmtOut, NoClock};
+use common::{cost, Demo, FmtOut, NoClock, DEMO, DEMO_MICRO};
 use tinylens::writer::AlignedBytes;
 use tinylens::{Decoder, IntDecoder, Model, NumberFormat};
 
@@ -57,8 +59,11 @@ struct Example {
     triple: &'static str,
     /// The core and machine, for the figures.
     core: &'static str,
-    /// The blob, in `fixtures/firmware/`.
+    /// The blob, in `fixtures/firmware/`: `<model>.<format>.tlb`, quantized from
+    /// `models/<model>/model.safetensors` with `--format <format>`.
     blob: &'static str,
+    /// What it runs: the model's name and the prompt.
+    demo: Demo<'static>,
     /// Instructions per MAC the example should reach.
     goal: Option<f64>,
     check: Check,
@@ -70,7 +75,8 @@ const EXAMPLES: &[Example] = &[
         bin: "m4f-f32",
         triple: "thumbv7em-none-eabihf",
         core: "Cortex-M4F (QEMU mps2-an386)",
-        blob: "l2_ln.f32.tlb",
+        blob: "demo-2l.f32.tlb",
+        demo: DEMO,
         goal: Some(1.5),
         check: Check::Qemu,
     },
@@ -79,7 +85,8 @@ const EXAMPLES: &[Example] = &[
         bin: "m4f-i8-heap",
         triple: "thumbv7em-none-eabihf",
         core: "Cortex-M4F (QEMU mps2-an386), heap",
-        blob: "l2_ln.i8.tlb",
+        blob: "demo-2l.i8.tlb",
+        demo: DEMO,
         goal: Some(1.2),
         check: Check::Qemu,
     },
@@ -88,7 +95,8 @@ const EXAMPLES: &[Example] = &[
         bin: "m4f-int",
         triple: "thumbv7em-none-eabihf",
         core: "Cortex-M4F (QEMU mps2-an386)",
-        blob: "l2_ln.int.tlb",
+        blob: "demo-2l.int.tlb",
+        demo: DEMO,
         goal: Some(1.2),
         check: Check::Qemu,
     },
@@ -97,7 +105,8 @@ const EXAMPLES: &[Example] = &[
         bin: "m7-f32-defmt",
         triple: "thumbv7em-none-eabihf",
         core: "Cortex-M7 (QEMU mps2-an500), defmt",
-        blob: "l2_ln.f32.tlb",
+        blob: "demo-2l.f32.tlb",
+        demo: DEMO,
         goal: Some(1.5),
         check: Check::QemuDefmt,
     },
@@ -106,7 +115,8 @@ const EXAMPLES: &[Example] = &[
         bin: "m3-int",
         triple: "thumbv7m-none-eabi",
         core: "Cortex-M3 (QEMU lm3s6965evb)",
-        blob: "l2_ln.int.tlb",
+        blob: "demo-2l.int.tlb",
+        demo: DEMO,
         goal: Some(3.0),
         check: Check::Qemu,
     },
@@ -115,7 +125,8 @@ const EXAMPLES: &[Example] = &[
         bin: "m0-int",
         triple: "thumbv6m-none-eabi",
         core: "Cortex-M0 (QEMU microbit, 16 KB RAM)",
-        blob: "l2_ln.int.tlb",
+        blob: "demo-2l-micro.int.tlb",
+        demo: DEMO_MICRO,
         goal: Some(5.0),
         check: Check::Qemu,
     },
@@ -124,7 +135,8 @@ const EXAMPLES: &[Example] = &[
         bin: "board-nrf52840",
         triple: "thumbv7em-none-eabihf",
         core: "nRF52840 (Cortex-M4F), defmt over RTT",
-        blob: "l2_ln.f32.tlb",
+        blob: "demo-2l.f32.tlb",
+        demo: DEMO,
         goal: None,
         check: Check::Build,
     },
@@ -133,7 +145,8 @@ const EXAMPLES: &[Example] = &[
         bin: "board-rp2040",
         triple: "thumbv6m-none-eabi",
         core: "RP2040 (Cortex-M0+)",
-        blob: "l2_ln.int.tlb",
+        blob: "demo-2l.int.tlb",
+        demo: DEMO,
         goal: None,
         check: Check::Build,
     },
@@ -142,7 +155,8 @@ const EXAMPLES: &[Example] = &[
         bin: "board-stm32f411",
         triple: "thumbv7em-none-eabihf",
         core: "STM32F411 (Cortex-M4F)",
-        blob: "l2_ln.i8.tlb",
+        blob: "demo-2l.i8.tlb",
+        demo: DEMO,
         goal: None,
         check: Check::Build,
     },
@@ -151,7 +165,8 @@ const EXAMPLES: &[Example] = &[
         bin: "board-gd32vf103",
         triple: "riscv32imac-unknown-none-elf",
         core: "GD32VF103 (RISC-V RV32IMAC)",
-        blob: "l2_ln.int.tlb",
+        blob: "demo-2l.int.tlb",
+        demo: DEMO,
         goal: None,
         check: Check::Build,
     },
@@ -206,8 +221,8 @@ fn firmware(bless: bool, qemu: bool) -> Result<()> {
         .iter()
         .filter(|e| (e.check != Check::Build) == qemu)
         .collect();
-    if bless && qemu {
-        make_blobs()?;
+    if bless {
+        make_blobs(&examples)?;
     }
     // One build per package: the firmware workspace shares one target directory, so
     // dependencies compile once per target.
@@ -255,10 +270,23 @@ fn firmware(bless: bool, qemu: bool) -> Result<()> {
     Ok(())
 }
 
-/// Remakes the blobs from the fixture checkpoint with the CLI.
-fn make_blobs() -> Result<()> {
-    for format in ["f32", "i8", "int"] {
-        let out = fixtures().join(format!("l2_ln.{format}.tlb"));
+/// Remakes the examples' blobs with the CLI: `<model>.<format>.tlb` from
+/// `models/<model>/model.safetensors` (and its `config.json`) with `--format <format>`.
+fn make_blobs(examples: &[&Example]) -> Result<()> {
+    let mut made = Vec::new();
+    for e in examples {
+        if made.contains(&e.blob) {
+            continue;
+        }
+        let (model, format) = e
+            .blob
+            .strip_suffix(".tlb")
+            .and_then(|stem| stem.rsplit_once('.'))
+            .with_context(|| format!("blob {} is not <model>.<format>.tlb", e.blob))?;
+        println!(
+            "==> quantize models/{model} --format {format} -> fixtures/firmware/{}",
+            e.blob
+        );
         run(Command::new("cargo")
             .args([
                 "run",
@@ -269,11 +297,12 @@ fn make_blobs() -> Result<()> {
                 "--",
                 "quantize",
             ])
-            .arg(root().join("fixtures/tl/l2_ln/model.safetensors"))
+            .arg(root().join("models").join(model).join("model.safetensors"))
             .arg("-o")
-            .arg(&out)
+            .arg(fixtures().join(e.blob))
             .args(["--format", format])
             .current_dir(root()))?;
+        made.push(e.blob);
     }
     Ok(())
 }
@@ -306,7 +335,7 @@ fn check(e: &Example, bless: bool) -> Result<Measured> {
         no_soft_float(&elf(e))?;
     }
     let golden_path = fixtures().join("golden").join(format!("{}.txt", e.bin));
-    let host = host_transcript(&fixtures().join(e.blob))?;
+    let host = host_transcript(&fixtures().join(e.blob), &e.demo)?;
     if bless {
         fs::create_dir_all(golden_path.parent().unwrap())?;
         fs::write(&golden_path, &host)?;
@@ -378,15 +407,14 @@ fn no_soft_float(elf: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The transcript of the host kernel on `blob`: what the firmware must print, less its
-/// device-only lines.
-fn host_transcript(blob: &Path) -> Result<String> {
+/// The transcript of the host kernel running `demo` on `blob`: what the firmware must print,
+/// less its device-only lines.
+fn host_transcript(blob: &Path, demo: &Demo<'_>) -> Result<String> {
     let bytes = fs::read(blob).with_context(|| format!("cannot read {}", blob.display()))?;
     let bytes = AlignedBytes::new(&bytes);
     let model = Model::from_blob(bytes.as_bytes())?;
     let cfg = *model.config();
     let mut out = FmtOut(String::new());
-    let demo = common::DEMO;
     let result = match model.format() {
         NumberFormat::Int => {
             let mut state = vec![0i32; cfg.int_state_len()];
@@ -395,7 +423,7 @@ fn host_transcript(blob: &Path) -> Result<String> {
                 &model,
                 &mut decoder,
                 cfg.n_ctx,
-                &demo,
+                demo,
                 &mut out,
                 &mut NoClock,
             )
@@ -407,7 +435,7 @@ fn host_transcript(blob: &Path) -> Result<String> {
                 &model,
                 &mut decoder,
                 cfg.n_ctx,
-                &demo,
+                demo,
                 &mut out,
                 &mut NoClock,
             )
@@ -640,8 +668,8 @@ fn snapshot(
 /// The README's figures table.
 fn figures(examples: &[&Example], measured: &BTreeMap<&str, Measured>) -> Result<String> {
     let mut t = String::from(
-        "| target | format | flash | static RAM | RAM minimum | instructions per token | instructions per MAC (goal) |\n\
-         |---|---|---|---|---|---|---|\n",
+        "| target | model, format | flash | static RAM | RAM minimum | stack | instructions per token | MACs per token | instructions per MAC (goal) |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
     for e in examples {
         let Some(m) = measured.get(e.bin) else {
@@ -658,21 +686,23 @@ fn figures(examples: &[&Example], measured: &BTreeMap<&str, Measured>) -> Result
             _ => "-".into(),
         };
         let goal = e.goal.map_or(String::new(), |g| format!(" ({g})"));
+        let or_dash = |v: Option<u64>, unit: &str| v.map_or("-".into(), |v| format!("{v}{unit}"));
         writeln!(
             t,
-            "| {} | {} | {} B | {} B ({:.2}x) | {} B | {} | {}{} |",
+            "| {} | {} {} | {} B | {} B ({:.2}x) | {} B | {} | {} | {} | {}{} |",
             e.core,
+            e.demo.model,
             model.format().name(),
             m.flash,
             m.ram,
             m.ram as f64 / min as f64,
             min,
-            m.instructions_per_token
-                .map_or("-".into(), |i| i.to_string()),
+            or_dash(m.stack, " B"),
+            or_dash(m.instructions_per_token, ""),
+            or_dash(m.macs_per_token, ""),
             per_mac,
             goal,
         )?;
-        let _ = m.stack;
     }
     Ok(t)
 }

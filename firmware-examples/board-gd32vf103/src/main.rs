@@ -13,9 +13,9 @@ use defmt_rtt as _;
 use tinylens::{IntArena, IntDecoder, Model};
 
 /// The model, 16-byte aligned in flash.
-static BLOB: &[u8] = tinylens::include_blob!("../../../fixtures/firmware/l2_ln.int.tlb");
+static BLOB: &[u8] = tinylens::include_blob!("../../../fixtures/firmware/demo-2l.int.tlb");
 /// Its config, as `tinylens inspect` prints it.
-const CONFIG: tinylens::Config = models::L2_LN;
+const CONFIG: tinylens::Config = models::DEMO_2L;
 
 /// The decoding state, in .bss.
 static mut STATE: IntArena<{ CONFIG.int_state_len() }> = IntArena::new();

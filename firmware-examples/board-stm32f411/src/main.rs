@@ -13,9 +13,9 @@ use panic_probe as _;
 use tinylens::{Arena, Decoder, Model};
 
 /// The model, 16-byte aligned in flash.
-static BLOB: &[u8] = tinylens::include_blob!("../../../fixtures/firmware/l2_ln.i8.tlb");
+static BLOB: &[u8] = tinylens::include_blob!("../../../fixtures/firmware/demo-2l.i8.tlb");
 /// Its config, as `tinylens inspect` prints it.
-const CONFIG: tinylens::Config = models::L2_LN;
+const CONFIG: tinylens::Config = models::DEMO_2L;
 
 #[entry]
 fn main() -> ! {

@@ -4,7 +4,7 @@
 use defmt::{write, Format, Formatter};
 use tinylens::Term;
 
-use crate::transcript::{q16_parts, Line, Value};
+use crate::transcript::{attribution_kind, q16_parts, Line, Value};
 
 impl Format for Value {
     fn format(&self, f: Formatter<'_>) {
@@ -61,10 +61,10 @@ impl Format for Line<'_> {
                 }
                 write!(f, "\"")
             }
-            Line::Attribution { pos, id, text, logit } => write!(
+            Line::Attribution { layer_norm, pos, id, text, logit } => write!(
                 f,
-                "attribution of \"{=str}\" (id {=u32}) at {=usize}, logit {}, exact through the frozen final LayerNorm:",
-                text, id, pos, logit
+                "attribution of \"{=str}\" (id {=u32}) at {=usize}, logit {}, {=str}:",
+                text, id, pos, logit, attribution_kind(layer_norm)
             ),
             Line::Term { term: t, value } => {
                 write!(f, "  ");

@@ -26,4 +26,6 @@ pub mod qemu;
 pub mod transcript;
 
 pub use cost::{Clock, NoClock};
-pub use transcript::{run, Demo, DemoError, Engine, FmtOut, Line, Out, Summary, Value, DEMO};
+pub use transcript::{
+    run, Demo, DemoError, Engine, FmtOut, Line, Out, Summary, Value, DEMO, DEMO_MICRO, PROMPT,
+};

@@ -1,24 +1,37 @@
 //! The models the examples embed, with their configs as `tinylens inspect` prints them, so that
 //! a firmware sizes its state at compile time.
 //!
-//! The blobs live in `fixtures/firmware/` (made from `fixtures/tl/l2_ln` with
-//! `tinylens quantize --format f32|i8|int`; `cargo xtask qemu --bless` remakes them). `l2_ln`
-//! is the TransformerLens conformance fixture: 2 layers of 4 heads, `d_model` 32, LayerNorm,
-//! a 40-character vocabulary and a context of 24. Its weights are random, so its text means
-//! nothing; every number it prints is checked against the host kernel.
+//! The blobs live in `fixtures/firmware/`, made from the project's trained demo checkpoints in
+//! `models/` with `tinylens quantize --format f32|i8|int` (`cargo xtask qemu --bless` remakes
+//! them):
+//!
+//! - `demo-2l` (`models/demo-2l`): 2 attention layers of 4 heads, `d_model` 64, `d_head` 16, a
+//!   vocabulary of 233 syllables and words, a context of 64, shortformer positions, no
+//!   LayerNorm. Trained on stories whose invented names recur, it has a previous-token head
+//!   (0.1) and an induction head (1.2): it completes a name it has seen before. As
+//!   `demo-2l.f32.tlb` (271 KB), `demo-2l.i8.tlb` (74 KB) and `demo-2l.int.tlb` (79 KB, 19 KB
+//!   of state).
+//! - `demo-2l-micro` (`models/demo-2l-micro`): the same weights with the context cut to 32,
+//!   for 16 KB of RAM: `demo-2l-micro.int.tlb` (77 KB, 10.4 KB of state).
 
 use tinylens::{Config, Norm, PosEmbed};
 
-/// `tinylens inspect fixtures/firmware/l2_ln.f32.tlb`
-pub const L2_LN: Config = Config {
+/// `tinylens inspect fixtures/firmware/demo-2l.f32.tlb`
+pub const DEMO_2L: Config = Config {
     n_layers: 2,
     n_heads: 4,
-    d_model: 32,
-    d_head: 8,
-    d_vocab: 40,
-    n_ctx: 24,
-    norm: Norm::LayerNorm { eps: 1e-5 },
-    pos: PosEmbed::Standard,
+    d_model: 64,
+    d_head: 16,
+    d_vocab: 233,
+    n_ctx: 64,
+    norm: Norm::None,
+    pos: PosEmbed::Shortformer,
+};
+
+/// `tinylens inspect fixtures/firmware/demo-2l-micro.int.tlb`: [`DEMO_2L`] with a context of 32.
+pub const DEMO_2L_MICRO: Config = Config {
+    n_ctx: 32,
+    ..DEMO_2L
 };
 
 /// Whether a blob's config is `expected`, compared without float arithmetic (`eps` bit for

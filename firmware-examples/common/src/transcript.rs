@@ -14,7 +14,7 @@
 use core::fmt::{self, Write};
 
 use tinylens::blob::Vocab;
-use tinylens::{Config, Error, LnConvention, Model, Target, Term};
+use tinylens::{Config, Error, LnConvention, Model, Norm, Target, Term};
 
 use crate::cost::{macs_at, Clock};
 
@@ -36,11 +36,26 @@ pub struct Demo<'a> {
     pub new_tokens: usize,
 }
 
-/// The demo every example runs.
+/// The prompt every example runs, from demo-2l's held-out stories (`models/demo-2l/heldout.txt`):
+/// a guest list, then the start of its first name again. The names are invented, new in every
+/// story, so only the earlier mention tells how "Ku" goes on: the model copies the 8 tokens of
+/// "tap Larut Sonebo", and the attribution of the last one, "bo", is mostly the induction head
+/// L1H2. The vocabulary's words carry their leading space, as in the stories. 20 tokens: with
+/// [`DEMO`]'s 8 new ones the decoder holds 27 positions, within demo-2l-micro's context of 32.
+pub const PROMPT: &str = " The guests were Kutap Larut Sonebo. Mrs Gudavu wrote down Ku";
+
+/// The demo of the examples that embed demo-2l: the prompt, then the rest of the name.
 pub const DEMO: Demo<'static> = Demo {
-    model: "l2_ln",
-    prompt: "abc abc",
-    new_tokens: 12,
+    model: "demo-2l",
+    prompt: PROMPT,
+    new_tokens: 8,
+};
+
+/// The demo of the examples that embed demo-2l-micro (demo-2l with a context of 32): the same
+/// prompt and tokens, so the same text.
+pub const DEMO_MICRO: Demo<'static> = Demo {
+    model: "demo-2l-micro",
+    ..DEMO
 };
 
 /// A logit or an attribution term.
@@ -238,6 +253,8 @@ pub enum Line<'a> {
     },
     /// The heading of the attribution.
     Attribution {
+        /// Whether the model has a final LayerNorm (the attribution is exact through it, frozen).
+        layer_norm: bool,
         /// Position.
         pos: usize,
         /// Token id.
@@ -295,9 +312,10 @@ impl fmt::Display for Line<'_> {
                 }
                 f.write_char('"')
             }
-            Line::Attribution { pos, id, text, logit } => write!(
+            Line::Attribution { layer_norm, pos, id, text, logit } => write!(
                 f,
-                "attribution of \"{text}\" (id {id}) at {pos}, logit {logit}, exact through the frozen final LayerNorm:"
+                "attribution of \"{text}\" (id {id}) at {pos}, logit {logit}, {}:",
+                attribution_kind(layer_norm)
             ),
             Line::Term { term, value } => write!(f, "  {} {value}", TermName(term)),
             Line::Sum(value) => write!(f, "  sum {value}"),
@@ -316,6 +334,16 @@ impl fmt::Display for Line<'_> {
             Line::Stack(bytes) => write!(f, "stack: {bytes} bytes at most"),
             Line::Done => f.write_str("done"),
         }
+    }
+}
+
+/// How exact the attribution is: a sum of terms equal to the logit, through the final
+/// LayerNorm frozen at its scale when the model has one.
+pub fn attribution_kind(layer_norm: bool) -> &'static str {
+    if layer_norm {
+        "exact through the frozen final LayerNorm"
+    } else {
+        "exact (no LayerNorm)"
     }
 }
 
@@ -439,6 +467,8 @@ pub fn run<E: Engine>(
         return Err(DemoError::TooLong);
     }
     out.emit(&Line::Attribution {
+        // `matches!`, not `!=`: comparing `eps` would link float code into integer firmware.
+        layer_norm: matches!(cfg.norm, Norm::LayerNorm { .. }),
         pos: n + demo.new_tokens - 2,
         id: last,
         text: text(last),

@@ -1,7 +1,9 @@
 //! The full-integer blob on a Cortex-M0 with 16 KB of RAM (a BBC micro:bit v1): int8 weights,
-//! an int8 KV cache, no float at run time, and the same bits as the host kernel. The model's
-//! whole context (24 positions) fits: the state takes about 4 KB. A bigger model would take
-//! `IntDecoder::with_context` and `Config::int_state_len_for(ctx)` for a shorter cache.
+//! an int8 KV cache, no float at run time, and the same bits as the host kernel. The model is
+//! demo-2l-micro, demo-2l with its context cut to 32 positions: its whole context fits, in
+//! about 10.4 KB of state (demo-2l's 64 positions would take 19 KB). Another way to fit a long
+//! context in little RAM is `IntDecoder::with_context` with `Config::int_state_len_for(ctx)`:
+//! a shorter KV cache for the same blob.
 #![no_std]
 #![no_main]
 
@@ -11,9 +13,9 @@ use panic_semihosting as _;
 use tinylens::{IntArena, IntDecoder, Model};
 
 /// The model, 16-byte aligned in flash.
-static BLOB: &[u8] = tinylens::include_blob!("../../../fixtures/firmware/l2_ln.int.tlb");
+static BLOB: &[u8] = tinylens::include_blob!("../../../fixtures/firmware/demo-2l-micro.int.tlb");
 /// Its config, as `tinylens inspect` prints it.
-const CONFIG: tinylens::Config = models::L2_LN;
+const CONFIG: tinylens::Config = models::DEMO_2L_MICRO;
 
 #[entry]
 fn main() -> ! {
@@ -35,7 +37,7 @@ fn main() -> ! {
         &model,
         &mut decoder,
         CONFIG.n_ctx,
-        &common::DEMO,
+        &common::DEMO_MICRO,
         &mut out,
         &mut clock,
     ) {
