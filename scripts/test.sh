@@ -62,8 +62,8 @@ cargo xtask boards
 # --- end firmware --------------------------------------------------------------------------
 
 # --- fuzzing (fuzz/, xtask/src/fuzz.rs) ----------------------------------------------------
-step "fuzz smoke run: every target for 5 s from the committed seeds (cargo xtask fuzz --minutes N for a long run)"
+step "fuzz smoke run: every target replays its committed seeds and corpus, then fuzzes for 5 s (cargo xtask fuzz --runs N for a long run)"
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 cargo fmt --manifest-path fuzz/Cargo.toml --all --check
-cargo xtask fuzz --seconds 5
+cargo xtask fuzz --seconds 5 --scratch
 # --- end fuzzing ---------------------------------------------------------------------------

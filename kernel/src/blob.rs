@@ -456,7 +456,10 @@ impl ByteLayout {
         let mut layer1 = None;
         for (id, len, dtype) in tensors_in(cfg, format) {
             if id.layer == 0 || !id.kind.per_layer() {
-                layout.at[id.kind as usize] = bytes;
+                // One slot per kind: the `get_mut` never misses.
+                if let Some(slot) = layout.at.get_mut(id.kind as usize) {
+                    *slot = bytes;
+                }
             } else if id.layer == 1 && layer1.is_none() {
                 layer1 = Some(bytes);
             }
@@ -467,8 +470,14 @@ impl ByteLayout {
         } else {
             TensorKind::WQ
         };
-        layout.layer_stride = layer1.map_or(0, |b| b - layout.at[first as usize]);
+        layout.layer_stride = layer1.map_or(0, |b| b - layout.offset(first));
         layout
+    }
+
+    /// Byte offset of tensor `kind` (of block 0 for per-layer ones).
+    fn offset(&self, kind: TensorKind) -> usize {
+        // One slot per kind: the `get` never misses.
+        self.at.get(kind as usize).copied().unwrap_or(0)
     }
 
     /// Byte range of tensor `kind` of block `layer` (`layer` is ignored for global tensors).
@@ -483,7 +492,7 @@ impl ByteLayout {
             TensorKind::Quant | TensorKind::LayerQuant => quant_len(format, cfg, kind),
             kind => kind.len(cfg),
         };
-        let start = self.at[kind as usize]
+        let start = self.offset(kind)
             + if kind.per_layer() {
                 layer * self.layer_stride
             } else {
@@ -636,7 +645,7 @@ impl<'a> Blob<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
         let min = PREFIX_LEN + TRAILER_LEN;
         if bytes.len() < min {
-            if bytes.len() >= MAGIC.len() && bytes[..MAGIC.len()] != MAGIC {
+            if bytes.len() >= MAGIC.len() && !bytes.starts_with(&MAGIC) {
                 return Err(Error::BadMagic);
             }
             return Err(Error::Truncated {
@@ -644,7 +653,7 @@ impl<'a> Blob<'a> {
                 found: bytes.len(),
             });
         }
-        if bytes[..MAGIC.len()] != MAGIC {
+        if !bytes.starts_with(&MAGIC) {
             return Err(Error::BadMagic);
         }
         let version = read_u16(bytes, 8);
@@ -813,9 +822,9 @@ impl<'a> Vocab<'a> {
         let mut rest = bytes;
         for _ in 0..d_vocab {
             let (&n, tail) = rest.split_first().ok_or(Error::BadVocab)?;
-            let text = tail.get(..n as usize).ok_or(Error::BadVocab)?;
+            let (text, tail) = tail.split_at_checked(n as usize).ok_or(Error::BadVocab)?;
             core::str::from_utf8(text).map_err(|_| Error::BadVocab)?;
-            rest = &tail[n as usize..];
+            rest = tail;
         }
         if !rest.is_empty() {
             return Err(Error::BadVocab);

@@ -2,8 +2,10 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 // No public function panics on a blob, a token or a buffer: no `unwrap`, `expect` or `panic!`
-// outside tests. Slice indexing stays, with shapes checked once at load; the fuzz targets in
-// `fuzz/` drive every public entry point (README, "Hardening").
+// outside tests. The loader (`blob`, `model`, `config`, `error`: everything that reads a
+// blob's bytes before its shapes are known) does not index slices either (`deny` below).
+// The equation functions do, on shapes checked once at load; the fuzz targets in `fuzz/`
+// drive every public entry point (README, "Hardening").
 #![cfg_attr(
     not(test),
     deny(
@@ -70,9 +72,12 @@
 extern crate std;
 
 pub mod attribution;
+#[deny(clippy::indexing_slicing)]
 pub mod blob;
 pub mod circuits;
+#[deny(clippy::indexing_slicing)]
 pub mod config;
+#[deny(clippy::indexing_slicing)]
 mod error;
 pub mod fixed;
 pub mod forward;
@@ -80,6 +85,7 @@ pub mod forward;
 pub mod forward_i8;
 #[cfg(feature = "int")]
 pub mod forward_int;
+#[deny(clippy::indexing_slicing)]
 pub mod model;
 pub mod stats;
 #[doc(hidden)]
@@ -100,11 +106,15 @@ pub use forward_int::{IntArena, IntDecoder, IntHooks};
 pub use model::Model;
 
 /// The index of the largest value (the first, on ties); 0 for an empty slice.
+#[deny(clippy::indexing_slicing)]
 pub fn argmax(values: &[f32]) -> u32 {
-    let mut best = 0;
+    let Some(&first) = values.first() else {
+        return 0;
+    };
+    let (mut best, mut best_value) = (0, first);
     for (i, &v) in values.iter().enumerate() {
-        if v > values[best] {
-            best = i;
+        if v > best_value {
+            (best, best_value) = (i, v);
         }
     }
     best as u32

@@ -1,7 +1,7 @@
-//! Hardening: every single-bit flip of a small quantized blob is detected, inputs the fuzzers
-//! found are regression tests, and a long run through the sliding window neither fails nor
-//! drifts (`cargo test -p tinylens-tests --release --test hardening -- --ignored` runs the
-//! million-token version).
+//! Hardening: every single-bit flip of a small quantized blob is detected, and a long run
+//! through the sliding window neither fails nor drifts (`cargo test -p tinylens-tests
+//! --release --test hardening -- --ignored` runs the million-token version). The fuzzers'
+//! committed corpora are replayed by the test command's `cargo xtask fuzz` smoke run.
 
 use tinylens::writer::AlignedBytes;
 use tinylens::{Config, Decoder, Error, IntDecoder, Model, Norm, NumberFormat, PosEmbed};

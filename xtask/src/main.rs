@@ -181,7 +181,7 @@ fn main() -> Result<()> {
         Some("fuzz") => fuzz::run(&root(), &args[1..]),
         _ => {
             eprintln!("usage: cargo xtask qemu [--bless] | cargo xtask boards [--bless]");
-            eprintln!("       cargo xtask fuzz [--minutes N | --seconds N] [TARGET]");
+            eprintln!("       cargo xtask fuzz [--asan] [--scratch] [--minutes N | --seconds N] [--runs N] [--minimize] [TARGET]");
             std::process::exit(2);
         }
     }
