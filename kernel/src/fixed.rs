@@ -37,6 +37,52 @@ pub const SHIFT_MAX: i32 = 30;
 #[inline]
 pub fn requantize(val: i32, multiplier: i32, shift: i32) -> i32 {
     let total = 31 - shift.clamp(SHIFT_MIN, SHIFT_MAX); // 1..=62
+    let product = widening_mul(val, multiplier);
+    if total < 32 {
+        return requantize_reference(val, multiplier, shift);
+    }
+    // Scales below 1/2, the common case, in 32-bit words: |product| <= 2^62, so the result
+    // fits in 31 bits and needs no saturation. With `hi`, `lo` the words of the product and
+    // k = total - 32, floor((hi 2^32 + lo) / 2^total + 1/2) is (hi + 2^(k-1)) >> k for k >= 1
+    // (`lo / 2^32 < 1` cannot carry past the floor), and hi + (lo >= 2^31) for k = 0.
+    let (hi, lo) = ((product >> 32) as i32, product as u32);
+    let k = total - 32;
+    if k == 0 {
+        hi + (lo >> 31) as i32
+    } else {
+        (hi + (1 << (k - 1))) >> k
+    }
+}
+
+/// `a * b`, exactly: one long multiply where the core has it, [`widening_mul_by_halves`] on
+/// ARMv6-M (Cortex-M0/M0+), which has none and where the compiler would call a general
+/// 64 x 64 routine. (ARMv6-M is the ARM profile without 32-bit atomics: stable Rust exposes
+/// no `v7` or `thumb2` target feature to test for directly.)
+#[inline]
+pub fn widening_mul(a: i32, b: i32) -> i64 {
+    if cfg!(all(target_arch = "arm", not(target_has_atomic = "32"))) {
+        widening_mul_by_halves(a, b)
+    } else {
+        a as i64 * b as i64
+    }
+}
+
+/// `a * b`, exactly, from four 16 x 16 products that each fit a 32-bit register (with
+/// `a = ah 2^16 + al`, `al` in `0..2^16`: `ah bh 2^32 + (ah bl + al bh) 2^16 + al bl`).
+#[inline]
+pub fn widening_mul_by_halves(a: i32, b: i32) -> i64 {
+    let (ah, al) = (a >> 16, a & 0xffff);
+    let (bh, bl) = (b >> 16, b & 0xffff);
+    let high = (ah * bh) as i64; // |.| <= 2^30
+    let middle = (ah * bl) as i64 + (al * bh) as i64; // each |.| < 2^31
+    let low = (al as u32 * bl as u32) as i64; // < 2^32
+    (high << 32) + (middle << 16) + low
+}
+
+/// [`requantize`] in one 64-bit formula, the plain version it is tested against:
+/// `((val * multiplier) >> (total - 1)) + 1) >> 1` with `total = 31 - shift`, saturated.
+pub fn requantize_reference(val: i32, multiplier: i32, shift: i32) -> i32 {
+    let total = 31 - shift.clamp(SHIFT_MIN, SHIFT_MAX); // 1..=62
     let product = val as i64 * multiplier as i64;
     let r = ((product >> (total - 1)) + 1) >> 1;
     r.clamp(i32::MIN as i64, i32::MAX as i64) as i32

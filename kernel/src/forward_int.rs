@@ -163,31 +163,48 @@ pub fn matvec_int(x: &[i16], w: &[i8], b: Option<&[i32]>, rq: &[i32], out: &mut 
         Some(b) => out.copy_from_slice(&b[..cols]),
         None => out.fill(0),
     }
-    // Four columns at a time, their sums in registers while the rows go by: every weight is
-    // loaded once and no partial sum returns to memory inside the loop.
-    let mut blocks = out.chunks_exact_mut(4);
-    let mut j = 0;
-    for block in &mut blocks {
-        let mut acc = [block[0], block[1], block[2], block[3]];
-        for (&xi, row) in x.iter().zip(w.chunks_exact(cols)) {
-            let xi = xi as i32;
-            let r = &row[j..j + 4];
-            acc[0] = acc[0].wrapping_add(xi.wrapping_mul(r[0] as i32));
-            acc[1] = acc[1].wrapping_add(xi.wrapping_mul(r[1] as i32));
-            acc[2] = acc[2].wrapping_add(xi.wrapping_mul(r[2] as i32));
-            acc[3] = acc[3].wrapping_add(xi.wrapping_mul(r[3] as i32));
+    let wide = cols - cols % TILE;
+    let narrow = cols - cols % TILE2;
+    for j in (0..wide).step_by(TILE) {
+        matvec_int_tile::<TILE>(x, w, cols, j, &mut out[j..j + TILE]);
+    }
+    for j in (wide..narrow).step_by(TILE2) {
+        matvec_int_tile::<TILE2>(x, w, cols, j, &mut out[j..j + TILE2]);
+    }
+    for j in narrow..cols {
+        matvec_int_tile::<1>(x, w, cols, j, &mut out[j..j + 1]);
+    }
+    for (o, pair) in out.iter_mut().zip(rq.chunks_exact(2)) {
+        *o = requantize(*o, pair[0], pair[1]);
+    }
+}
+
+/// Output columns [`matvec_int`] keeps in registers at a time, then [`TILE2`], then one:
+/// measured by instruction counts under QEMU on demo-2l (`cargo xtask qemu`), sixteen suit the
+/// Cortex-M0 (ARMv6-M, the ARM profile without 32-bit atomics) and eight the Thumb-2 cores.
+const TILE: usize = if cfg!(all(target_arch = "arm", not(target_has_atomic = "32"))) {
+    16
+} else {
+    8
+};
+/// The second, narrower tile of [`matvec_int`].
+const TILE2: usize = 4;
+
+/// Columns `j..j + T` of [`matvec_int`] (`acc` holds their biases): `T` sums in registers
+/// while the rows go by, so every weight is loaded once and no partial sum returns to memory
+/// inside the loop.
+#[inline(always)]
+fn matvec_int_tile<const T: usize>(x: &[i16], w: &[i8], cols: usize, j: usize, acc: &mut [i32]) {
+    let mut sums = [0i32; T];
+    sums.copy_from_slice(acc);
+    for (&xi, row) in x.iter().zip(w.chunks_exact(cols)) {
+        let xi = xi as i32;
+        let r = &row[j..j + T];
+        for t in 0..T {
+            sums[t] = sums[t].wrapping_add(xi.wrapping_mul(r[t] as i32));
         }
-        block.copy_from_slice(&acc);
-        j += 4;
     }
-    for (o, jj) in blocks.into_remainder().iter_mut().zip(j..) {
-        for (&xi, row) in x.iter().zip(w.chunks_exact(cols)) {
-            *o = o.wrapping_add((xi as i32).wrapping_mul(row[jj] as i32));
-        }
-    }
-    for (j, o) in out.iter_mut().enumerate() {
-        *o = Requant::from_pair(rq, j).apply(*o);
-    }
+    acc.copy_from_slice(&sums);
 }
 
 /// [`matvec_int`] written element by element, the plain version it is tested against.
@@ -1018,8 +1035,8 @@ mod tests {
         matvec_int(&x, &w, Some(&b), &rq, &mut fast);
         matvec_int_reference(&x, &w, Some(&b), &rq, &mut plain);
         assert_eq!(fast, plain);
-        // Shapes that use the four-column blocks and their remainder.
-        for (rows, cols) in [(8, 4), (7, 9), (32, 8), (3, 13)] {
+        // Shapes that use every tile width (16 or 8, then 4, then 1) and their remainders.
+        for (rows, cols) in [(8, 4), (7, 9), (32, 8), (3, 13), (5, 16), (9, 31), (4, 233)] {
             let x: std::vec::Vec<i16> = (0..rows)
                 .map(|i| (i as i16).wrapping_mul(7919) ^ 0x5a5a)
                 .collect();

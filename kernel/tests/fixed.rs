@@ -3,7 +3,9 @@
 //! and the integer square root.
 
 use proptest::prelude::*;
-use tinylens::fixed::{isqrt_u64, quantize_multiplier, requantize, SHIFT_MAX, SHIFT_MIN};
+use tinylens::fixed::{
+    isqrt_u64, quantize_multiplier, requantize, requantize_reference, SHIFT_MAX, SHIFT_MIN,
+};
 
 /// `floor(val * m / 2^(31 - shift) + 1/2)`, exactly, in i128: round half up.
 fn exact(val: i32, m: i32, shift: i32) -> i128 {
@@ -39,6 +41,16 @@ proptest! {
         if e.abs() < 1 << 30 {
             prop_assert_eq!(r, cmsis_single_rounding(val, m, shift));
         }
+    }
+
+    #[test]
+    fn requantize_matches_its_reference(val in any::<i32>(), m in any::<i32>(), shift in -40i32..=40) {
+        prop_assert_eq!(requantize(val, m, shift), requantize_reference(val, m, shift));
+    }
+
+    #[test]
+    fn widening_mul_by_halves_is_exact(a in any::<i32>(), b in any::<i32>()) {
+        prop_assert_eq!(tinylens::fixed::widening_mul_by_halves(a, b), a as i64 * b as i64);
     }
 
     #[test]
@@ -94,5 +106,71 @@ fn requantize_table() {
             got, want,
             "requantize({val}, {m}, {s}) = {got}, expected {want}"
         );
+    }
+}
+
+#[test]
+fn requantize_matches_its_reference_at_the_extremes() {
+    let vals = [
+        i32::MIN,
+        i32::MIN + 1,
+        -65536,
+        -2,
+        -1,
+        0,
+        1,
+        2,
+        65535,
+        i32::MAX - 1,
+        i32::MAX,
+    ];
+    let mults = [
+        i32::MIN,
+        -(1 << 30),
+        -1,
+        0,
+        1,
+        1 << 30,
+        (1 << 30) + 1,
+        i32::MAX,
+    ];
+    for &val in &vals {
+        for &m in &mults {
+            for shift in -40..=40 {
+                assert_eq!(
+                    requantize(val, m, shift),
+                    requantize_reference(val, m, shift),
+                    "requantize({val}, {m}, {shift})"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn widening_mul_is_the_exact_product() {
+    let edges = [
+        i32::MIN,
+        i32::MIN + 1,
+        -65537,
+        -65536,
+        -65535,
+        -1,
+        0,
+        1,
+        65535,
+        65536,
+        i32::MAX,
+    ];
+    for &a in &edges {
+        for &b in &edges {
+            assert_eq!(
+                tinylens::fixed::widening_mul(a, b),
+                a as i64 * b as i64,
+                "{a} * {b}"
+            );
+            let halves = tinylens::fixed::widening_mul_by_halves(a, b);
+            assert_eq!(halves, a as i64 * b as i64, "{a} * {b} by halves");
+        }
     }
 }
