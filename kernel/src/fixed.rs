@@ -39,7 +39,9 @@ pub fn requantize(val: i32, multiplier: i32, shift: i32) -> i32 {
     let total = 31 - shift.clamp(SHIFT_MIN, SHIFT_MAX); // 1..=62
     let product = widening_mul(val, multiplier);
     if total < 32 {
-        return requantize_reference(val, multiplier, shift);
+        // Scales of 1/2 and more: the plain formula, saturated.
+        let r = ((product >> (total - 1)) + 1) >> 1;
+        return r.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
     }
     // Scales below 1/2, the common case, in 32-bit words: |product| <= 2^62, so the result
     // fits in 31 bits and needs no saturation. With `hi`, `lo` the words of the product and
@@ -137,7 +139,13 @@ pub fn round_shift_i64(v: i64, s: u32) -> i64 {
 
 /// Clamps to the `i16` range.
 #[inline]
-pub fn saturate_i16(v: i64) -> i16 {
+pub fn saturate_i16(v: i32) -> i16 {
+    v.clamp(i16::MIN as i32, i16::MAX as i32) as i16
+}
+
+/// [`saturate_i16`] of a 64-bit value (LayerNorm's products).
+#[inline]
+pub fn saturate_i16_wide(v: i64) -> i16 {
     v.clamp(i16::MIN as i64, i16::MAX as i64) as i16
 }
 

@@ -21,8 +21,8 @@
 
 use crate::blob::{ByteLayout, NumberFormat, TensorKind};
 use crate::fixed::{
-    isqrt_u64, requantize, round_shift_i64, saturate_i16, saturate_i8, softmax_q15, SHIFT_MAX,
-    SHIFT_MIN,
+    isqrt_u64, requantize, round_shift_i64, saturate_i16, saturate_i16_wide, saturate_i8,
+    softmax_q15, SHIFT_MAX, SHIFT_MIN,
 };
 use crate::{Config, Error, LnConvention, Model, Norm, PosEmbed, Target, Term};
 
@@ -69,9 +69,9 @@ impl Requant {
 /// `w_e_row`, `w_pos_row`: `[d_model]`, `x`: `[d_model]`
 pub fn embed_int(w_e_row: &[i8], rq_e: &[i32], pos: Option<(&[i8], &[i32])>, x: &mut [i16]) {
     for (i, (xi, &q)) in x.iter_mut().zip(w_e_row).enumerate() {
-        let mut v = Requant::from_pair(rq_e, i).apply(q as i32) as i64;
+        let mut v = Requant::from_pair(rq_e, i).apply(q as i32);
         if let Some((w_pos_row, rq_p)) = pos {
-            v += Requant::from_pair(rq_p, i).apply(w_pos_row[i] as i32) as i64;
+            v = v.saturating_add(Requant::from_pair(rq_p, i).apply(w_pos_row[i] as i32));
         }
         *xi = saturate_i16(v);
     }
@@ -82,7 +82,7 @@ pub fn embed_int(w_e_row: &[i8], rq_e: &[i32], pos: Option<(&[i8], &[i32])>, x: 
 /// `w_pos_row`: `[d_model]`, `x`: `[d_model]`
 pub fn add_pos_int(w_pos_row: &[i8], rq: &[i32], x: &mut [i16]) {
     for (i, (xi, &q)) in x.iter_mut().zip(w_pos_row).enumerate() {
-        *xi = saturate_i16(*xi as i64 + Requant::from_pair(rq, i).apply(q as i32) as i64);
+        *xi = saturate_i16((*xi as i32).saturating_add(Requant::from_pair(rq, i).apply(q as i32)));
     }
 }
 
@@ -132,7 +132,7 @@ pub fn layer_norm_int(x: &[i16], w: &[i32], b: &[i32], eps: u64, out: &mut [i16]
         let y = z
             .saturating_mul(wi as i64)
             .saturating_add((bi as i64) << NORM_FRAC_BITS);
-        *o = saturate_i16(round_shift_i64(y, NORM_FRAC_BITS + LN_FRAC_BITS));
+        *o = saturate_i16_wide(round_shift_i64(y, NORM_FRAC_BITS + LN_FRAC_BITS));
     }
     scale
 }
@@ -146,7 +146,7 @@ pub fn frozen_layer_norm_int(c: &mut [i16], w: &[i32], scale: LnScale) {
     let sum: i64 = c.iter().map(|&v| v as i64).sum();
     for (v, &wi) in c.iter_mut().zip(w) {
         let z = normalized(n * *v as i64 - sum, scale.inv);
-        *v = saturate_i16(round_shift_i64(
+        *v = saturate_i16_wide(round_shift_i64(
             z.saturating_mul(wi as i64),
             NORM_FRAC_BITS + LN_FRAC_BITS,
         ));
@@ -236,7 +236,7 @@ pub fn project_int(x: &[i16], w: &[i8], b: &[i32], rq: &[i32], out: &mut [i8], a
 pub fn query_int(x: &[i16], w: &[i8], b: &[i32], rq: &[i32], out: &mut [i16], acc: &mut [i32]) {
     matvec_int(x, w, Some(b), rq, acc);
     for (o, &a) in out.iter_mut().zip(acc.iter()) {
-        *o = saturate_i16(a as i64);
+        *o = saturate_i16(a);
     }
 }
 
@@ -261,13 +261,13 @@ pub fn attention_scores_int(q: &[i16], keys: &[i8], scores: &mut [i32]) {
 /// `pattern`: `[n]`, `values`: `[>= n, d_head]`, `rq`: `[d_head]` pairs, `z`: `[d_head]`
 pub fn mix_values_int(pattern: &[u16], values: &[i8], rq: &[i32], z: &mut [i16]) {
     let d = z.len();
-    for (k, zk) in z.iter_mut().enumerate() {
+    for (k, (zk, rq)) in z.iter_mut().zip(rq.chunks_exact(2)).enumerate() {
         let acc: i32 = pattern
             .iter()
             .zip(values.chunks_exact(d))
             .map(|(&p, v)| p as i32 * v[k] as i32)
             .sum();
-        *zk = saturate_i16(Requant::from_pair(rq, k).apply(acc) as i64);
+        *zk = saturate_i16(requantize(acc, rq[0], rq[1]));
     }
 }
 
@@ -278,14 +278,14 @@ pub fn mix_values_int(pattern: &[u16], values: &[i8], rq: &[i32], z: &mut [i16])
 pub fn head_result_int(z: &[i16], w_o: &[i8], rq_o: &[i32], out: &mut [i16], acc: &mut [i32]) {
     matvec_int(z, w_o, None, rq_o, acc);
     for (o, &a) in out.iter_mut().zip(acc.iter()) {
-        *o = saturate_i16(a as i64);
+        *o = saturate_i16(a);
     }
 }
 
 /// `x = sat16(x + y)`
 pub fn add_int(x: &mut [i16], y: &[i16]) {
     for (a, &b) in x.iter_mut().zip(y) {
-        *a = saturate_i16(*a as i64 + b as i64);
+        *a = saturate_i16(*a as i32 + b as i32);
     }
 }
 
@@ -874,7 +874,7 @@ impl<'m, 's> IntDecoder<'m, 's> {
         }
         let b_o = w.i32s(TensorKind::BO, l);
         for (x, &b) in self.resid.iter_mut().zip(b_o) {
-            *x = saturate_i16(*x as i64 + b as i64);
+            *x = saturate_i16((*x as i32).saturating_add(b));
         }
     }
 
@@ -913,14 +913,14 @@ impl<'m, 's> IntDecoder<'m, 's> {
             }
             Term::BiasO { layer } => {
                 for (x, &b) in self.normed.iter_mut().zip(w.i32s(TensorKind::BO, layer)) {
-                    *x = saturate_i16(b as i64);
+                    *x = saturate_i16(b);
                 }
             }
             Term::Const => match self.cfg.norm {
                 // ln_final.b, at the LayerNorm output scale: round(B_i / 2^16).
                 Norm::LayerNorm { .. } => {
                     for (x, &b) in self.normed.iter_mut().zip(w.i32s(TensorKind::LnFinalB, 0)) {
-                        *x = saturate_i16(round_shift_i64(b as i64, LN_FRAC_BITS));
+                        *x = saturate_i16_wide(round_shift_i64(b as i64, LN_FRAC_BITS));
                     }
                 }
                 Norm::None => self.normed.fill(0),
