@@ -19,7 +19,7 @@
 //! Needs the nightly toolchain (`cargo +nightly`); installs cargo-fuzz when it is missing.
 //! Without `--asan` the targets are built with no sanitizer: the kernel and the importer are
 //! safe Rust (`forbid(unsafe_code)` in the kernel), so what the fuzzer looks for is a panic, a
-//! hang or a runaway allocation, and that runs tens of times faster than under ASan.
+//! hang or a runaway allocation, and that runs about five times faster than under ASan.
 //! A crash, a hang (a single input past 10 s) or a resident size past 1 GiB (512 MiB for one
 //! allocation under ASan) fails the run and leaves the input in `fuzz/artifacts/<target>/`.
 
