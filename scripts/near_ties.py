@@ -20,12 +20,12 @@ Usage:
     scripts/.venv/bin/python scripts/near_ties.py models/demo-1l models/demo-2l
 """
 
-import json
+import copy
 import sys
 
 import torch
-from safetensors.torch import load_file
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from check_trained import encode, load
 
 GAPS = [1e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2]
 
@@ -41,54 +41,30 @@ SHARED = {
 }
 
 
-def load(directory):
-    raw = json.load(open(f"{directory}/config.json"))
-    fields = HookedTransformerConfig.__dataclass_fields__
-    cfg = {
-        k: v
-        for k, v in raw.items()
-        if k in fields
-        and k not in ("device", "dtype", "n_params", "d_vocab_out")
-        and not (isinstance(v, str) and v.startswith("torch."))
-    }
-    cfg = HookedTransformerConfig(**cfg)
-    weights = {k: v.float() for k, v in load_file(f"{directory}/model.safetensors").items()}
-    return cfg, weights
-
-
-def model(cfg, weights):
-    m = HookedTransformer(cfg)
-    m.load_state_dict(weights, strict=False)
-    return m.double().eval()
-
-
-def encode(vocab, text):
-    ids, i = [], 0
-    while i < len(text):
-        length, neg_id = max((len(t), -k) for k, t in enumerate(vocab) if t and text.startswith(t, i))
-        ids.append(-neg_id)
-        i += length
-    return ids
-
-
 def int8(w, shared):
     scale = w.abs().amax(dim=shared, keepdim=True).clamp_min(1e-30) / 127
     return (w / scale).round().clamp(-127, 127) * scale
 
 
 def main(directory):
-    cfg, weights = load(directory)
-    vocab = json.load(open(f"{directory}/vocab.json"))
+    model, vocab = load(directory)
+    cfg = model.cfg
     ids = encode(vocab, open(f"{directory}/heldout.txt").read())
     n = len(ids) // cfg.n_ctx * cfg.n_ctx
     tokens = torch.tensor(ids[:n]).view(-1, cfg.n_ctx)
+    rounded = copy.deepcopy(model)
+    rounded.load_state_dict(
+        {
+            k: int8(v.float(), s)
+            for k, v in model.state_dict().items()
+            for suffix, s in SHARED.items()
+            if k.endswith(suffix)
+        },
+        strict=False,
+    )
     with torch.no_grad():
-        ref = model(cfg, weights)(tokens)
-        rounded = {
-            k: next((int8(v, s) for suffix, s in SHARED.items() if k.endswith(suffix)), v)
-            for k, v in weights.items()
-        }
-        out = model(cfg, rounded)(tokens)
+        ref = model.double()(tokens)
+        out = rounded.double()(tokens)
     span = (ref.max() - ref.min()).item()
     top2 = ref.topk(2, -1)
     gap = (top2.values[..., 0] - top2.values[..., 1]) / span

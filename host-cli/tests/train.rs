@@ -1,7 +1,7 @@
 //! `tinylens train` end to end, on a run of a few steps: the files it writes, and that the
 //! checkpoint loads back into `tinylens run` with its tokenizer.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn tinylens(args: &[&str]) -> Output {
@@ -89,53 +89,50 @@ fn bad_training_input_gets_a_clear_error() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown --task \"poems\""));
 }
 
-#[test]
-fn a_held_out_corpus_validates_a_demo_blob_as_text() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let text = tmp("held-out.txt");
-    let o = tinylens(&[
-        "train",
-        "--task",
-        "stories",
-        "--seed",
-        "5",
-        "--corpus-tokens",
-        "700",
-        "--write-corpus",
-        text.to_str().unwrap(),
-        "--corpus-only",
-    ]);
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{stdout}");
-    assert!(stdout.contains("seed 5"), "{stdout}");
-    // Nothing trained, nothing else written; the same seed gives the same text.
-    let first = std::fs::read_to_string(&text).unwrap();
-    assert!(first.len() > 1000, "{first}");
+/// `tinylens train --task stories --corpus-only` of 700 tokens with `seed`, into `path`.
+fn write_stories(seed: &str, path: &Path) -> Output {
     tinylens(&[
         "train",
         "--task",
         "stories",
         "--seed",
-        "6",
+        seed,
         "--corpus-tokens",
         "700",
         "--write-corpus",
-        text.to_str().unwrap(),
+        path.to_str().unwrap(),
         "--corpus-only",
-    ]);
+    ])
+}
+
+/// `tinylens validate` of demo-2l's f32 blob against its checkpoint on the text at `path`.
+fn validate_demo_2l_on(path: &Path) -> Output {
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/demo-2l");
+    tinylens(&[
+        "validate",
+        models.join("model.safetensors").to_str().unwrap(),
+        models.join("demo-2l.tlb").to_str().unwrap(),
+        "--text",
+        path.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn a_held_out_corpus_validates_a_demo_blob_as_text() {
+    let text = tmp("held-out.txt");
+    let o = write_stories("5", &text);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}");
+    assert!(stdout.contains("seed 5"), "{stdout}");
+    // Nothing trained, nothing else written; another seed gives another text.
+    let first = std::fs::read_to_string(&text).unwrap();
+    assert!(first.len() > 1000, "{first}");
+    write_stories("6", &text);
     assert_ne!(std::fs::read_to_string(&text).unwrap(), first);
     std::fs::write(&text, &first).unwrap();
 
     // demo-2l's f32 blob against its checkpoint on that text: windows of n_ctx = 64.
-    let o = tinylens(&[
-        "validate",
-        root.join("models/demo-2l/model.safetensors")
-            .to_str()
-            .unwrap(),
-        root.join("models/demo-2l/demo-2l.tlb").to_str().unwrap(),
-        "--text",
-        text.to_str().unwrap(),
-    ]);
+    let o = validate_demo_2l_on(&text);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success(),
@@ -163,15 +160,7 @@ fn a_held_out_corpus_validates_a_demo_blob_as_text() {
 
     // A text the vocabulary cannot spell, and --corpus-only without a file.
     std::fs::write(&text, "Mr Latim ☃").unwrap();
-    let o = tinylens(&[
-        "validate",
-        root.join("models/demo-2l/model.safetensors")
-            .to_str()
-            .unwrap(),
-        root.join("models/demo-2l/demo-2l.tlb").to_str().unwrap(),
-        "--text",
-        text.to_str().unwrap(),
-    ]);
+    let o = validate_demo_2l_on(&text);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(

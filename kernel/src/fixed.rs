@@ -39,9 +39,8 @@ pub fn requantize(val: i32, multiplier: i32, shift: i32) -> i32 {
     let total = 31 - shift.clamp(SHIFT_MIN, SHIFT_MAX); // 1..=62
     let product = widening_mul(val, multiplier);
     if total < 32 {
-        // Scales of 1/2 and more: the plain formula, saturated.
-        let r = ((product >> (total - 1)) + 1) >> 1;
-        return r.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+        // Scales of 1/2 and more: the plain formula.
+        return round_shift_saturate(product, total);
     }
     // Scales below 1/2, the common case, in 32-bit words: |product| <= 2^62, so the result
     // fits in 31 bits and needs no saturation. With `hi`, `lo` the words of the product and
@@ -85,7 +84,12 @@ pub fn widening_mul_by_halves(a: i32, b: i32) -> i64 {
 /// `((val * multiplier) >> (total - 1)) + 1) >> 1` with `total = 31 - shift`, saturated.
 pub fn requantize_reference(val: i32, multiplier: i32, shift: i32) -> i32 {
     let total = 31 - shift.clamp(SHIFT_MIN, SHIFT_MAX); // 1..=62
-    let product = val as i64 * multiplier as i64;
+    round_shift_saturate(val as i64 * multiplier as i64, total)
+}
+
+/// `round(product / 2^total)`, half up, saturated to `i32` (`total` in `1..=62`).
+#[inline]
+fn round_shift_saturate(product: i64, total: i32) -> i32 {
     let r = ((product >> (total - 1)) + 1) >> 1;
     r.clamp(i32::MIN as i64, i32::MAX as i64) as i32
 }

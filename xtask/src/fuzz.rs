@@ -103,12 +103,14 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         .into_iter()
         .collect();
     limits.extend(o.runs.map(|n| format!("-runs={n}")));
-    let budget = match (seconds, o.runs) {
-        (Some(s), Some(n)) => format!("{n} executions or {s} s"),
-        (Some(s), None) => format!("{s} s"),
-        (None, Some(n)) => format!("{n} executions"),
-        (None, None) => String::from("no limit"),
-    };
+    let budget: Vec<String> = [
+        o.runs.map(|n| format!("{n} executions")),
+        seconds.map(|s| format!("{s} s")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let budget = budget.join(" or ");
     let (sanitizer, memory) = sanitizer(o.asan);
     let mut summary = Vec::new();
     for target in &o.targets {
