@@ -5,10 +5,11 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use tinylens::blob::{TensorId, TensorKind};
+use tinylens::model::Weights;
 use tinylens::writer::{write_f32, AlignedBytes};
 
 use crate::import::load_checkpoint;
-use crate::params::Params;
+use crate::params::{LayerParams, LnParams, Params};
 
 /// A model file loaded for the kernel: the blob bytes (aligned), and the checkpoint's
 /// parameters when the file was a checkpoint.
@@ -24,6 +25,61 @@ impl LoadedModel {
     pub fn model(&self) -> Result<tinylens::Model<'_>> {
         tinylens::Model::from_blob(self.blob.as_bytes()).map_err(|e| anyhow::anyhow!(e))
     }
+
+    /// The parameters: the checkpoint's, or read back from an `f32` blob (the circuit
+    /// analyses read float weights).
+    pub fn params(&self) -> Result<Params> {
+        match &self.params {
+            Some(p) => Ok(p.clone()),
+            None => params_of_blob(&self.model()?),
+        }
+    }
+}
+
+/// The parameters an `f32` blob holds.
+pub fn params_of_blob(model: &tinylens::Model<'_>) -> Result<Params> {
+    let cfg = *model.config();
+    let w = match model.weights() {
+        Weights::F32(w) => *w,
+        #[allow(unreachable_patterns)]
+        _ => bail!(
+            "circuit analysis reads f32 weights; this blob is {}",
+            model.format().name()
+        ),
+    };
+    let ln = |l: Option<tinylens::model::LnWeights<'_>>| {
+        l.map(|l| LnParams {
+            w: l.w.to_vec(),
+            b: l.b.to_vec(),
+        })
+    };
+    Ok(Params {
+        config: cfg,
+        vocab: model
+            .vocab()
+            .map(|v| v.iter().map(str::to_string).collect()),
+        w_e: w.w_e().to_vec(),
+        w_pos: w.w_pos().map(<[f32]>::to_vec),
+        layers: (0..cfg.n_layers)
+            .map(|l| {
+                let x = w.layer(l);
+                LayerParams {
+                    ln1: ln(x.ln1),
+                    w_q: x.w_q.to_vec(),
+                    w_k: x.w_k.to_vec(),
+                    w_v: x.w_v.to_vec(),
+                    b_q: x.b_q.to_vec(),
+                    b_k: x.b_k.to_vec(),
+                    b_v: x.b_v.to_vec(),
+                    w_o: x.w_o.to_vec(),
+                    b_o: x.b_o.to_vec(),
+                }
+            })
+            .collect(),
+        ln_final: ln(w.ln_final()),
+        w_u: w.w_u().to_vec(),
+        b_u: w.b_u().to_vec(),
+    })
 }
 
 /// Loads `path`: `.tlb` as a blob; `.safetensors` as a checkpoint (with `config` or the

@@ -1155,7 +1155,7 @@ pub fn config_to_json(config: &Config) -> Value {
 
 /// Writes `contents` to `path`, naming it on failure.
 fn write_file(path: &Path, contents: &[u8]) -> Result<(), ImportError> {
-    std::fs::write(path, contents).map_err(|source| ImportError::Io {
+    crate::files::write_atomic(path, contents).map_err(|source| ImportError::Io {
         path: path.to_path_buf(),
         action: "write",
         source,

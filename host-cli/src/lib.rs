@@ -4,8 +4,9 @@
 pub mod analysis;
 pub mod blobio;
 pub mod commands;
-pub mod demo;
+pub mod files;
 pub mod import;
+pub mod inputs;
 pub mod params;
 pub mod quantize;
 pub mod reference;

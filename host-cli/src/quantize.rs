@@ -193,9 +193,9 @@ pub struct Ranges {
 /// The built-in calibration set: 16 random sequences of length `n_ctx`, and 16 random
 /// half-length sequences repeated twice (the repeated-token patterns induction heads see).
 pub fn default_calibration(cfg: &Config) -> Vec<Vec<u32>> {
-    let mut seqs = crate::validate::random_sequences(16, cfg.n_ctx, cfg.d_vocab, 0xCA1B);
+    let mut seqs = crate::inputs::random_sequences(16, cfg.n_ctx, cfg.d_vocab, 0xCA1B);
     let half = cfg.n_ctx.div_ceil(2);
-    for s in crate::validate::random_sequences(16, half, cfg.d_vocab, 0x5EED) {
+    for s in crate::inputs::random_sequences(16, half, cfg.d_vocab, 0x5EED) {
         let mut twice = s.clone();
         twice.extend(&s);
         twice.truncate(cfg.n_ctx);
@@ -241,23 +241,7 @@ pub fn calibrate(params: &Params, sequences: &[Vec<u32>]) -> Result<Ranges> {
     if sequences.is_empty() {
         bail!("the calibration set has no sequences");
     }
-    for (i, s) in sequences.iter().enumerate() {
-        if s.is_empty() || s.len() > cfg.n_ctx {
-            bail!(
-                "calibration sequence {} has {} tokens; it needs 1 to n_ctx = {}",
-                i + 1,
-                s.len(),
-                cfg.n_ctx
-            );
-        }
-        if let Some(&t) = s.iter().find(|&&t| t as usize >= cfg.d_vocab) {
-            bail!(
-                "calibration sequence {} has token {t}, out of range (d_vocab = {})",
-                i + 1,
-                cfg.d_vocab
-            );
-        }
-    }
+    crate::inputs::check_sequences(&cfg, sequences, "calibration sequence")?;
     let blob = tinylens::writer::AlignedBytes::new(&blob_from_params(params)?);
     let model = Model::from_blob(blob.as_bytes()).map_err(|e| anyhow!(e))?;
     let mut r = Ranges {

@@ -1,10 +1,11 @@
 //! Tables for people: the model in one line, the top next tokens, and the per-head
 //! attribution of a prediction.
 
-use tinylens::{Config, Norm, PosEmbed, Term};
+use anyhow::Result;
+use tinylens::{Config, Model, Norm, PosEmbed, Term};
 
-use crate::tokenize::show;
-use crate::trace::Trace;
+use crate::tokenize::{decode, show};
+use crate::trace::{trace, Trace};
 
 /// `2 layers x 4 heads, d_model 32, d_head 8, vocab 40, n_ctx 24, LayerNorm, standard pos`
 pub fn describe(cfg: &Config) -> String {
@@ -115,6 +116,30 @@ pub fn print_attribution(trace: &Trace, cfg: &Config, vocab: Option<&[String]>, 
     }
     let sum: f32 = terms.iter().sum();
     println!("  {:<24} {sum:>9.3}  (logit {logit:.3})", "sum");
+}
+
+/// Runs `model` on `tokens` with every hook and prints what `run` and `demo` show: the model,
+/// the prompt, the `top` next tokens, and the attribution of the first of them. Returns the
+/// trace.
+pub fn print_prediction(
+    model: &Model<'_>,
+    vocab: Option<&[String]>,
+    tokens: &[u32],
+    top: usize,
+) -> Result<Trace> {
+    let cfg = *model.config();
+    println!("model: {} ({})", describe(&cfg), model.format().name());
+    match vocab {
+        Some(v) => println!("prompt: {:?} ({} tokens)", decode(v, tokens), tokens.len()),
+        None => println!("prompt: {} tokens {:?}", tokens.len(), tokens),
+    }
+    let t = trace(model, tokens)?;
+    let last = &t.logits[(t.seq - 1) * cfg.d_vocab..];
+    print_top_k(last, vocab, top.min(cfg.d_vocab));
+    let best = top_k(last, 1)[0];
+    println!();
+    print_attribution(&t, &cfg, vocab, best);
+    Ok(t)
 }
 
 /// A signed bar: `+████` or `-██`, `width` characters for the largest magnitude.

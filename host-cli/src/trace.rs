@@ -272,6 +272,7 @@ pub fn write_safetensors(trace: &Trace, cfg: &Config, path: &std::path::Path) ->
         .iter()
         .map(|(n, shape, data)| Ok((n.clone(), TensorView::new(Dtype::F32, shape.clone(), data)?)))
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
-    safetensors::serialize_to_file(views, None, path)
-        .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))
+    let file = safetensors::serialize(views, None)
+        .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
+    crate::files::write(path, file)
 }

@@ -2,14 +2,10 @@
 //! running the checkpoint, on the same token sequences. Prints the largest difference per
 //! tensor, top-1 agreement and mean KL divergence, and fails past the thresholds below.
 
-use std::path::{Path, PathBuf};
-
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use tinylens::{Config, Model};
+use tinylens::Model;
 
-use crate::blobio::load_model;
-use crate::import::load_checkpoint;
 use crate::params::Params;
 use crate::reference::{Activations, Reference};
 use crate::report::probabilities;
@@ -193,20 +189,6 @@ fn max_abs(kernel: &[f32], reference: &[f64]) -> Option<f64> {
     })
 }
 
-/// Deterministic random sequences of length `len` over `d_vocab` tokens (xorshift64*).
-pub fn random_sequences(n: usize, len: usize, d_vocab: usize, seed: u64) -> Vec<Vec<u32>> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = move || {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        s.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    };
-    (0..n)
-        .map(|_| (0..len).map(|_| (next() % d_vocab as u64) as u32).collect())
-        .collect()
-}
-
 /// Runs kernel and reference on every sequence and measures their differences.
 pub fn validate(params: &Params, model: &Model<'_>, sequences: &[Vec<u32>]) -> Result<Report> {
     let cfg = *model.config();
@@ -360,96 +342,4 @@ fn softmax64(logits: &[f64]) -> Vec<f64> {
     let exp: Vec<f64> = logits.iter().map(|&x| (x - max).exp()).collect();
     let sum: f64 = exp.iter().sum();
     exp.into_iter().map(|e| e / sum).collect()
-}
-
-/// The inputs `validate` runs both sides on.
-#[derive(Clone, Debug)]
-pub enum Sequences {
-    /// Token sequences, one per line (`--tokens-file`).
-    TokensFile(PathBuf),
-    /// A text, tokenized with the blob's vocabulary and cut into windows of `n_ctx` (`--text`).
-    Text(PathBuf),
-    /// `n` random sequences of length `n_ctx` (`--random`, `--seed`).
-    Random {
-        /// How many.
-        n: usize,
-        /// The seed of [`random_sequences`].
-        seed: u64,
-    },
-}
-
-impl Sequences {
-    /// The token sequences for a model of config `cfg` with vocabulary `vocab`.
-    pub fn load(&self, cfg: &Config, vocab: Option<&[String]>) -> Result<Vec<Vec<u32>>> {
-        match self {
-            Sequences::TokensFile(path) => {
-                let seqs = crate::commands::read_tokens_file(path)?;
-                for (i, s) in seqs.iter().enumerate() {
-                    if s.len() > cfg.n_ctx {
-                        bail!(
-                            "sequence {} has {} tokens, longer than n_ctx {}",
-                            i + 1,
-                            s.len(),
-                            cfg.n_ctx
-                        );
-                    }
-                    if let Some(&t) = s.iter().find(|&&t| t as usize >= cfg.d_vocab) {
-                        bail!(
-                            "sequence {} has token {t}, out of range (d_vocab = {})",
-                            i + 1,
-                            cfg.d_vocab
-                        );
-                    }
-                }
-                Ok(seqs)
-            }
-            Sequences::Text(path) => {
-                let Some(vocab) = vocab else {
-                    bail!("--text needs a vocabulary, and the blob has none: use --tokens-file");
-                };
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                let ids = crate::tokenize::encode(vocab, &text)
-                    .with_context(|| format!("cannot tokenize {}", path.display()))?;
-                let windows: Vec<Vec<u32>> = ids.chunks(cfg.n_ctx).map(|w| w.to_vec()).collect();
-                println!(
-                    "{}: {} tokens, {} windows of up to {} tokens",
-                    path.display(),
-                    ids.len(),
-                    windows.len(),
-                    cfg.n_ctx
-                );
-                Ok(windows)
-            }
-            Sequences::Random { n, seed } => {
-                Ok(random_sequences(*n, cfg.n_ctx, cfg.d_vocab, *seed))
-            }
-        }
-    }
-}
-
-/// The `validate` subcommand: loads both files, picks the sequences, prints the report, and
-/// fails when any measure is past its tolerance.
-pub fn validate_command(
-    checkpoint: &Path,
-    model_path: &Path,
-    config: Option<&Path>,
-    sequences: Sequences,
-) -> Result<Report> {
-    let params = load_checkpoint(checkpoint, config)
-        .with_context(|| format!("cannot import {}", checkpoint.display()))?;
-    let loaded = load_model(model_path, None)?;
-    let model = loaded.model()?;
-    let cfg = *model.config();
-    let vocab = crate::commands::vocab_of(&model);
-    let sequences = sequences.load(&cfg, vocab.as_deref())?;
-    let report = validate(&params, &model, &sequences)?;
-    report.print();
-    if !report.passed() {
-        bail!(
-            "the kernel is outside tolerance on {}",
-            model_path.display()
-        );
-    }
-    Ok(report)
 }

@@ -20,7 +20,6 @@
 
 pub mod ablate;
 pub mod circuits;
-pub mod cli;
 pub mod composition;
 pub mod heads;
 pub mod plot;
@@ -128,8 +127,9 @@ pub fn write_tensors(path: &Path, tensors: &[Named]) -> Result<()> {
             ))
         })
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
-    safetensors::serialize_to_file(views, None, path)
-        .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))
+    let file = safetensors::serialize(views, None)
+        .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
+    crate::files::write(path, file)
 }
 
 /// `a @ b` in f64 accumulation, the plain reference product.

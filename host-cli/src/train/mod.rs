@@ -319,8 +319,7 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus) -> Result<Trained> {
 /// `tinylens validate --text`.
 pub fn write_corpus_command(opts: &TrainOptions, path: &Path) -> Result<()> {
     let corpus = opts.source.corpus(opts.seed)?;
-    std::fs::write(path, corpus.text())
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    crate::files::write(path, corpus.text())?;
     println!(
         "wrote the corpus ({} tokens, seed {}) to {}",
         corpus.tokens.len(),
@@ -339,8 +338,7 @@ pub fn train_command(
 ) -> Result<()> {
     let corpus = opts.source.corpus(opts.seed)?;
     if let Some(path) = write_corpus {
-        std::fs::write(path, corpus.text())
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        crate::files::write(path, corpus.text())?;
         println!("wrote the corpus to {}", path.display());
     }
     let config = opts.config(corpus.vocab.len());
@@ -365,11 +363,9 @@ pub fn train_command(
     crate::import::save_checkpoint(&trained.params, &model_path)
         .with_context(|| format!("cannot save {}", model_path.display()))?;
     let csv = out_dir.join("loss.csv");
-    std::fs::write(&csv, curve::csv(&trained.losses, &trained.lrs))
-        .with_context(|| format!("cannot write {}", csv.display()))?;
+    crate::files::write(&csv, curve::csv(&trained.losses, &trained.lrs))?;
     let svg = out_dir.join("loss.svg");
-    std::fs::write(&svg, curve::svg(&trained.losses))
-        .with_context(|| format!("cannot write {}", svg.display()))?;
+    crate::files::write(&svg, curve::svg(&trained.losses))?;
     println!(
         "trained in {:.1} s: loss {:.3} -> {:.3} (mean of the last tenth of the steps)",
         trained.seconds, trained.losses[0], trained.final_loss

@@ -3,14 +3,42 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tinylens::{Config, Model};
 
 use crate::analysis::plot::attention::{page, Patterns};
-use crate::commands::{run_model, vocab_of, Input};
-use crate::report::{last_position_terms, term_name, top_k};
-use crate::tokenize::{encode, show};
-use crate::trace::trace;
+use crate::inputs::{generate, vocab_of};
+use crate::report::{last_position_terms, print_prediction, term_name, top_k};
+use crate::tokenize::{decode, show};
+use crate::trace::Trace;
+
+/// The demo model, embedded in the binary: `models/demo-2l` as an f32 blob.
+pub const DEMO_BLOB: &[u8] = include_bytes!("../../assets/demo.tlb");
+/// The demo prompt: a story opening in which an invented name comes back, cut inside it.
+pub const DEMO_PROMPT: &str = "Mr and Mrs Durasoli, of number 4, Pivet Drive, were proud to say \
+                               that they were perfectly normal. Mr Dura";
+
+/// Run the embedded demo model on a default prompt: prediction and per-head attribution.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Another prompt for the demo model.
+    #[arg(long)]
+    pub prompt: Option<String>,
+}
+
+/// `tinylens demo`: the embedded model on the default prompt.
+pub fn run(args: Args) -> Result<()> {
+    let blob = tinylens::writer::AlignedBytes::new(DEMO_BLOB);
+    let model = Model::from_blob(blob.as_bytes())?;
+    let prompt = args.prompt.as_deref().unwrap_or(DEMO_PROMPT);
+    println!("tinylens demo: an attention-only transformer, run by the no_std kernel");
+    println!(
+        "(the embedded model is models/demo-2l: 2 layers trained by `tinylens train` on \
+         generated stories whose invented names recur, new in every story: only an earlier \
+         mention can tell how \"Dura...\" goes on)\n"
+    );
+    story_demo(&model, prompt, &attention_page_path())
+}
 
 /// Where `demo` writes the attention page: the system temp directory.
 pub fn attention_page_path() -> PathBuf {
@@ -32,31 +60,31 @@ pub struct Driver {
     pub weight: f32,
 }
 
-/// The head that drives the prediction of `token` at the last position of `tokens`.
-pub fn driving_head(model: &Model<'_>, tokens: &[u32], token: u32) -> Result<Driver> {
-    let cfg: Config = *model.config();
-    let t = trace(model, tokens)?;
-    let terms = last_position_terms(&t, &cfg, token);
-    // Terms 2.. are the heads, layer by layer (see `report::last_position_terms`).
+/// The head that drives the prediction of `token` at the last position of the traced run `t`.
+pub fn driving_head(t: &Trace, cfg: &Config, token: u32) -> Driver {
+    let terms = last_position_terms(t, cfg, token);
+    // Terms 2.. are the heads, layer by layer (see `report::last_position_terms`); a model
+    // has at least one head.
     let n = cfg.n_layers * cfg.n_heads;
-    let (k, &term) = terms[2..2 + n]
+    let (k, term) = terms[2..2 + n]
         .iter()
+        .copied()
         .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .expect("a model has a head");
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((0, 0.0));
     let (layer, head) = (k / cfg.n_heads, k % cfg.n_heads);
     let s = t.seq;
     // hook_pattern of the layer: [n_heads, seq, seq]; the last query row of this head.
     let row_start = (head * s + (s - 1)) * s;
     let row = &t.pattern[layer][row_start..row_start + s];
     let attends_to = tinylens::argmax(row) as usize;
-    Ok(Driver {
+    Driver {
         layer,
         head,
         term,
         attends_to,
         weight: row[attends_to],
-    })
+    }
 }
 
 /// The demo on `model` and `prompt`: prediction, attribution, the head that drives it, a greedy
@@ -64,11 +92,10 @@ pub fn driving_head(model: &Model<'_>, tokens: &[u32], token: u32) -> Result<Dri
 pub fn story_demo(model: &Model<'_>, prompt: &str, html: &Path) -> Result<()> {
     let cfg = *model.config();
     let vocab = vocab_of(model).unwrap_or_default();
-    let tokens = encode(&vocab, prompt)?;
-    run_model(model, &Input::Prompt(prompt.to_string()), 5, None)?;
-    let t = trace(model, &tokens)?;
+    let tokens = crate::inputs::tokens_of(model, &crate::inputs::Input::Prompt(prompt.into()))?;
+    let t = print_prediction(model, Some(&vocab), &tokens, 5)?;
     let best = top_k(&t.logits[(t.seq - 1) * cfg.d_vocab..], 1)[0];
-    let d = driving_head(model, &tokens, best)?;
+    let d = driving_head(&t, &cfg, best);
     let context = |p: usize| -> String {
         let from = p.saturating_sub(6);
         let text: String = tokens[from..=p]
@@ -88,7 +115,13 @@ pub fn story_demo(model: &Model<'_>, prompt: &str, html: &Path) -> Result<()> {
         show(Some(&vocab), tokens[d.attends_to]),
         context(d.attends_to),
     );
-    crate::commands::generate(model, prompt, 8)?;
+    let continuation = generate(model, &tokens, 8)?;
+    println!(
+        "\ngreedy continuation ({} steps on the KV cache): {:?} + {:?}",
+        continuation.len(),
+        prompt,
+        decode(&vocab, &continuation)
+    );
     let texts: Vec<String> = tokens.iter().map(|&i| vocab[i as usize].clone()).collect();
     let patterns = Patterns {
         tokens: &texts,
@@ -96,11 +129,10 @@ pub fn story_demo(model: &Model<'_>, prompt: &str, html: &Path) -> Result<()> {
         n_heads: cfg.n_heads,
         pattern: &t.pattern,
     };
-    std::fs::write(
+    crate::files::write(
         html,
         page("tinylens demo: attention of every head", &patterns),
-    )
-    .with_context(|| format!("cannot write {}", html.display()))?;
+    )?;
     println!(
         "\nwrote the attention of every head on this story to {}",
         html.display()

@@ -1,0 +1,55 @@
+//! `tinylens ablate`: each head and the direct path ablated (zero and mean), the loss change
+//! per term.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::ArgGroup;
+
+use crate::analysis::ablate::{ablate, ablation_tensors, print_ablation};
+use crate::analysis::write_tensors;
+use crate::blobio::load_model;
+use crate::inputs::{tokens_of, Input};
+use crate::report::describe;
+use crate::tokenize::show;
+
+/// Ablate each head and the direct path (zero and mean): the loss change per term.
+#[derive(clap::Args)]
+#[command(group(ArgGroup::new("input").required(true).args(["tokens", "prompt"])))]
+pub struct Args {
+    /// A .tlb blob or a .safetensors checkpoint.
+    pub model: PathBuf,
+    /// Token ids, comma separated.
+    #[arg(long)]
+    pub tokens: Option<String>,
+    /// Text, encoded with the model's vocabulary.
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Write the losses to this safetensors file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// A TransformerLens config.json for a checkpoint.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// `tinylens ablate`.
+pub fn run(args: Args) -> Result<()> {
+    let loaded = load_model(&args.model, args.config.as_deref())?;
+    let model = loaded.model()?;
+    let p = loaded.params()?;
+    let tokens = tokens_of(&model, &Input::from_flags(args.tokens, args.prompt))?;
+    println!("model: {}", describe(&p.config));
+    let shown: Vec<String> = tokens
+        .iter()
+        .map(|&t| show(p.vocab.as_deref(), t))
+        .collect();
+    println!("tokens: {} ({} tokens)\n", shown.join(" "), tokens.len());
+    let r = ablate(&p, &tokens)?;
+    print_ablation(&p, &r);
+    if let Some(path) = &args.out {
+        write_tensors(path, &ablation_tensors(&p, &r, &tokens))?;
+        println!("\nwrote the losses to {}", path.display());
+    }
+    Ok(())
+}

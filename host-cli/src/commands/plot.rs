@@ -1,0 +1,272 @@
+//! `tinylens plot`: pictures. The attention of every head (a self-contained HTML page, and
+//! SVG heatmaps), attribution bars for one logit, and grids of head and composition scores.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{ArgGroup, Subcommand};
+
+use crate::analysis::plot::attention::{page, Patterns};
+use crate::analysis::plot::svg::{bars, document, Heatmap};
+use crate::analysis::HeadId;
+use crate::blobio::load_model;
+use crate::files::write;
+use crate::inputs::{tokens_of, vocab_of, Input};
+use crate::report::{last_position_terms, term_name, top_k};
+use crate::tokenize::{parse_ids, show};
+use crate::trace::trace;
+
+/// Pictures: attention (HTML page and SVG heatmaps), attribution bars, head score grids.
+#[derive(clap::Args)]
+pub struct Args {
+    /// What to draw.
+    #[command(subcommand)]
+    pub what: Plot,
+}
+
+/// The pictures `plot` draws.
+#[derive(Subcommand)]
+pub enum Plot {
+    /// A self-contained HTML page of every head's attention (and SVG heatmaps with --svg-dir).
+    Attention(AttentionArgs),
+    /// Bars per term (direct path, heads, biases) for one logit at the last position (SVG).
+    Attribution(AttributionArgs),
+    /// Grids of head scores and composition scores (SVG).
+    Heads(HeadsArgs),
+}
+
+/// The arguments of `plot attention`.
+#[derive(clap::Args)]
+#[command(group(ArgGroup::new("input").required(true).args(["tokens", "prompt"])))]
+pub struct AttentionArgs {
+    /// A .tlb blob or a .safetensors checkpoint.
+    pub model: PathBuf,
+    /// Token ids, comma separated.
+    #[arg(long)]
+    pub tokens: Option<String>,
+    /// Text, encoded with the model's vocabulary.
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// The HTML page to write.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Also write one SVG heatmap per head into this directory.
+    #[arg(long)]
+    pub svg_dir: Option<PathBuf>,
+    /// A TransformerLens config.json for a checkpoint.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// The arguments of `plot attribution`.
+#[derive(clap::Args)]
+#[command(group(ArgGroup::new("input").required(true).args(["tokens", "prompt"])))]
+pub struct AttributionArgs {
+    /// A .tlb blob or a .safetensors checkpoint.
+    pub model: PathBuf,
+    /// Token ids, comma separated.
+    #[arg(long)]
+    pub tokens: Option<String>,
+    /// Text, encoded with the model's vocabulary.
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// The token whose logit to split (text or id); default the top prediction.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// The SVG to write.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// A TransformerLens config.json for a checkpoint.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// The arguments of `plot heads`.
+#[derive(clap::Args)]
+pub struct HeadsArgs {
+    /// A .tlb blob or a .safetensors checkpoint.
+    pub model: PathBuf,
+    /// Number of repeated random sequences.
+    #[arg(long, default_value_t = 8)]
+    pub seqs: usize,
+    /// Seed of the random sequences.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The SVG to write.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// A TransformerLens config.json for a checkpoint.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// `tinylens plot`.
+pub fn run(args: Args) -> Result<()> {
+    match args.what {
+        Plot::Attention(a) => attention(a),
+        Plot::Attribution(a) => attribution(a),
+        Plot::Heads(a) => heads(a),
+    }
+}
+
+/// `tinylens plot attention`: the HTML page, and with `--svg-dir` one SVG heatmap per head.
+fn attention(a: AttentionArgs) -> Result<()> {
+    let path = a.model.as_path();
+    let output = a.output.as_path();
+    let loaded = load_model(path, a.config.as_deref())?;
+    let model = loaded.model()?;
+    let tokens = tokens_of(&model, &Input::from_flags(a.tokens, a.prompt))?;
+    let cfg = *model.config();
+    let vocab = vocab_of(&model);
+    let texts: Vec<String> = tokens
+        .iter()
+        .map(|&t| match &vocab {
+            Some(v) => v[t as usize].clone(),
+            None => format!("#{t}"),
+        })
+        .collect();
+    let t = trace(&model, &tokens)?;
+    let patterns = Patterns {
+        tokens: &texts,
+        n_layers: cfg.n_layers,
+        n_heads: cfg.n_heads,
+        pattern: &t.pattern,
+    };
+    let title = format!("attention patterns: {}", path.display());
+    write(output, page(&title, &patterns))?;
+    println!(
+        "wrote {} ({} heads, {} tokens)",
+        output.display(),
+        cfg.n_layers * cfg.n_heads,
+        tokens.len()
+    );
+    if let Some(dir) = &a.svg_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for id in HeadId::all(&cfg) {
+            let file = dir.join(format!("attention_{}_{}.svg", id.layer, id.head));
+            write(
+                &file,
+                document(&title, &[patterns.heatmap(id.layer, id.head)]),
+            )?;
+        }
+        println!(
+            "wrote {} SVG heatmaps to {}",
+            cfg.n_layers * cfg.n_heads,
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// `tinylens plot attribution`: one bar per term for the logit of `--token` (default: the top
+/// prediction) at the last position.
+fn attribution(a: AttributionArgs) -> Result<()> {
+    let output = a.output.as_path();
+    let loaded = load_model(&a.model, a.config.as_deref())?;
+    let model = loaded.model()?;
+    let tokens = tokens_of(&model, &Input::from_flags(a.tokens, a.prompt))?;
+    let cfg = *model.config();
+    let vocab = vocab_of(&model);
+    let t = trace(&model, &tokens)?;
+    let last = &t.logits[(t.seq - 1) * cfg.d_vocab..];
+    let target = match a.token.as_deref() {
+        None => top_k(last, 1)[0],
+        Some(text) => match &vocab {
+            Some(v) => match v.iter().position(|x| x == text) {
+                Some(i) => i as u32,
+                None => text
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&i| (i as usize) < cfg.d_vocab)
+                    .with_context(|| {
+                        format!(
+                            "--token {text:?} is neither a token of the vocabulary nor a token id"
+                        )
+                    })?,
+            },
+            None => parse_ids(text)?[0],
+        },
+    };
+    if target as usize >= cfg.d_vocab {
+        bail!(
+            "token {target} is out of range: the model has d_vocab = {}",
+            cfg.d_vocab
+        );
+    }
+    let terms = last_position_terms(&t, &cfg, target);
+    let items: Vec<(String, f32)> = terms
+        .iter()
+        .enumerate()
+        .map(|(k, &v)| (term_name(&cfg, k), v))
+        .collect();
+    let title = format!(
+        "attribution of logit[{}] = {:.3} at the last position",
+        show(vocab.as_deref(), target),
+        last[target as usize]
+    );
+    write(output, document(&title, &[bars(&title, &items)]))?;
+    println!("wrote {}: {title}", output.display());
+    Ok(())
+}
+
+/// `tinylens plot heads`: heatmaps of the head scores (`[n_layers, n_heads]` each) and of the
+/// composition scores (`[L*H, L*H]`).
+fn heads(a: HeadsArgs) -> Result<()> {
+    let output = a.output.as_path();
+    let (p, r) = super::heads::report(&a.model, a.config.as_deref(), None, a.seqs, a.seed)?;
+    let c = &p.config;
+    let layers: Vec<String> = (0..c.n_layers).map(|l| format!("layer {l}")).collect();
+    let heads: Vec<String> = (0..c.n_heads).map(|h| format!("head {h}")).collect();
+    let all = &|_: usize, _: usize| true;
+    let s = &r.scores;
+    let mut parts = Vec::new();
+    for (name, values, signed) in [
+        ("previous-token score (diagonal)", &s.prev_diag, false),
+        ("duplicate-token score (diagonal)", &s.duplicate_diag, false),
+        ("induction score (diagonal)", &s.induction_diag, false),
+        ("copying score", &r.copying, true),
+    ] {
+        parts.push(
+            Heatmap {
+                title: name,
+                values,
+                row_labels: &layers,
+                col_labels: &heads,
+                max: 1.0,
+                signed,
+                mask: all,
+                axes: ("", ""),
+            }
+            .render(),
+        );
+    }
+    let labels: Vec<String> = HeadId::all(c).iter().map(|h| h.to_string()).collect();
+    let n = c.n_heads;
+    let earlier = &|a: usize, b: usize| a / n < b / n;
+    for (mode, values) in &r.composition {
+        let max = values.iter().fold(0.0f32, |m, &v| m.max(v)).max(1e-6);
+        parts.push(
+            Heatmap {
+                title: &format!(
+                    "{}-composition (row = earlier head, column = later head; random baseline {:.3})",
+                    mode.name(),
+                    r.baseline
+                ),
+                values,
+                row_labels: &labels,
+                col_labels: &labels,
+                max,
+                signed: false,
+                mask: earlier,
+                axes: ("earlier head", "later head"),
+            }
+            .render(),
+        );
+    }
+    write(output, document("head scores", &parts))?;
+    println!(
+        "wrote {} (head scores and composition scores)",
+        output.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! `tinylens validate`: the kernel running a blob against the independent f64 reference
+//! running the checkpoint; fails when a measure is past its tolerance.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::ArgGroup;
+
+use crate::blobio::load_model;
+use crate::import::load_checkpoint;
+use crate::inputs::{vocab_of, Sequences};
+use crate::validate::validate;
+
+/// Compare the kernel running a blob with an independent f64 reference on a checkpoint.
+#[derive(clap::Args)]
+#[command(group(ArgGroup::new("sequences").args(["tokens_file", "text", "random"])))]
+pub struct Args {
+    /// The checkpoint the blob was made from.
+    pub checkpoint: PathBuf,
+    /// The blob to check.
+    pub model: PathBuf,
+    /// Token sequences, one per line.
+    #[arg(long)]
+    pub tokens_file: Option<PathBuf>,
+    /// A text file, tokenized with the blob's vocabulary and cut into windows of n_ctx
+    /// tokens.
+    #[arg(long)]
+    pub text: Option<PathBuf>,
+    /// Number of random sequences of length n_ctx (default 8).
+    #[arg(long)]
+    pub random: Option<usize>,
+    /// Seed for the random sequences.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// A TransformerLens config.json for the checkpoint.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+impl Args {
+    /// The sequences the flags ask for.
+    fn sequences(&self) -> Sequences {
+        match (&self.tokens_file, &self.text) {
+            (Some(path), _) => Sequences::TokensFile(path.clone()),
+            (None, Some(path)) => Sequences::Text(path.clone()),
+            (None, None) => Sequences::Random {
+                n: self.random.unwrap_or(8),
+                seed: self.seed,
+            },
+        }
+    }
+}
+
+/// `tinylens validate`: loads both files, picks the sequences, prints the report, and fails
+/// when any measure is past its tolerance.
+pub fn run(args: Args) -> Result<()> {
+    let params = load_checkpoint(&args.checkpoint, args.config.as_deref())
+        .with_context(|| format!("cannot import {}", args.checkpoint.display()))?;
+    let loaded = load_model(&args.model, None)?;
+    let model = loaded.model()?;
+    let sequences = args
+        .sequences()
+        .load(model.config(), vocab_of(&model).as_deref())?;
+    let report = validate(&params, &model, &sequences)?;
+    report.print();
+    if !report.passed() {
+        bail!(
+            "the kernel is outside tolerance on {}",
+            args.model.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! Every file a command writes is written whole or not at all: into a temporary file in the
+//! same directory, then renamed over the destination (atomic on one file system). A failure
+//! half way leaves the old file, or none, never a torn one. And no command writes over one of
+//! the files it reads.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+/// Writes `bytes` to `path` atomically, naming the file on failure.
+pub fn write(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
+    write_atomic(path, bytes.as_ref()).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, synced, then renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tinylens-")
+        .suffix(".part")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Refuses to write `output` when it is one of `inputs` (the same file, under any name).
+pub fn refuse_overwrite(output: &Path, inputs: &[&Path]) -> Result<()> {
+    let Ok(out) = output.canonicalize() else {
+        // The output does not exist yet, so it is none of the inputs.
+        return Ok(());
+    };
+    for input in inputs {
+        if input.canonicalize().is_ok_and(|i| i == out) {
+            bail!(
+                "refusing to write {} over its own input {}: choose another output",
+                output.display(),
+                input.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_whole_files_and_replaces_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.bin");
+        write(&path, b"first").unwrap();
+        write(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no/such/dir/out.bin");
+        let err = write(&path, b"x").unwrap_err();
+        assert!(format!("{err:#}").contains("cannot write"), "{err:#}");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn refuses_an_output_that_is_an_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("model.tlb");
+        std::fs::write(&input, b"blob").unwrap();
+        let same = dir.path().join(".").join("model.tlb");
+        let err = refuse_overwrite(&same, &[&input]).unwrap_err();
+        assert!(format!("{err}").contains("over its own input"), "{err}");
+        assert!(refuse_overwrite(&dir.path().join("other.tlb"), &[&input]).is_ok());
+    }
+}
