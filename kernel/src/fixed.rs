@@ -281,3 +281,29 @@ mod tests {
         assert_eq!(one, [32768]);
     }
 }
+
+/// A real scale as a multiplier and a shift: `real = multiplier * 2^(shift - 31)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Requant {
+    /// Q31 multiplier.
+    pub multiplier: i32,
+    /// Power-of-two exponent, in [`SHIFT_MIN`]`..=`[`SHIFT_MAX`].
+    pub shift: i32,
+}
+
+impl Requant {
+    /// `requantize(v, multiplier, shift)`.
+    #[inline]
+    pub fn apply(self, v: i32) -> i32 {
+        requantize(v, self.multiplier, self.shift)
+    }
+
+    /// Pair `i` of a list of (multiplier, shift) words; zero past its end.
+    #[cfg_attr(not(feature = "int"), allow(dead_code))]
+    pub(crate) fn from_pair(words: &[i32], i: usize) -> Requant {
+        Requant {
+            multiplier: words.get(2 * i).copied().unwrap_or(0),
+            shift: words.get(2 * i + 1).copied().unwrap_or(0),
+        }
+    }
+}

@@ -92,7 +92,7 @@ pub mod stats;
 #[cfg(any(test, feature = "std"))]
 #[allow(clippy::expect_used)] // test models, not part of the API
 pub mod testing;
-mod weights;
+pub mod weights;
 #[cfg(any(test, feature = "std"))]
 pub mod writer;
 
