@@ -4,41 +4,34 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::ArgGroup;
 
 use crate::analysis::ablate::{ablate, ablation_tensors, print_ablation};
 use crate::analysis::write_tensors;
 use crate::blobio::load_model;
-use crate::inputs::{tokens_of, Input};
+use crate::inputs::tokens_of;
 use crate::report::describe;
 use crate::tokenize::show;
 
 /// Ablate each head and the direct path (zero and mean): the loss change per term.
 #[derive(clap::Args)]
-#[command(group(ArgGroup::new("input").required(true).args(["tokens", "prompt"])))]
 pub struct Args {
     /// A .tlb blob or a .safetensors checkpoint.
     pub model: PathBuf,
-    /// Token ids, comma separated.
-    #[arg(long)]
-    pub tokens: Option<String>,
-    /// Text, encoded with the model's vocabulary.
-    #[arg(long)]
-    pub prompt: Option<String>,
+    #[command(flatten)]
+    pub input: super::InputArgs,
     /// Write the losses to this safetensors file.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// A TransformerLens config.json for a checkpoint.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: super::ConfigArg,
 }
 
 /// `tinylens ablate`.
 pub fn run(args: Args) -> Result<()> {
-    let loaded = load_model(&args.model, args.config.as_deref())?;
+    let loaded = load_model(&args.model, args.config.config.as_deref())?;
     let model = loaded.model()?;
     let p = loaded.params()?;
-    let tokens = tokens_of(&model, &Input::from_flags(args.tokens, args.prompt))?;
+    let tokens = tokens_of(&model, &args.input.input())?;
     println!("model: {}", describe(&p.config));
     let shown: Vec<String> = tokens
         .iter()

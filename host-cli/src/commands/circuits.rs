@@ -33,14 +33,13 @@ pub struct Args {
     /// Write direct_path, full_OV, full_QK and the top-k tables to this safetensors file.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// A TransformerLens config.json for a checkpoint.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: super::ConfigArg,
 }
 
 /// `tinylens circuits`.
 pub fn run(args: Args) -> Result<()> {
-    let loaded = load_model(&args.model, args.config.as_deref())?;
+    let loaded = load_model(&args.model, args.config.config.as_deref())?;
     let p = loaded.params()?;
     let head = args
         .head

@@ -29,16 +29,15 @@ pub struct Args {
     /// Write every score to this safetensors file.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// A TransformerLens config.json for a checkpoint.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: super::ConfigArg,
 }
 
 /// `tinylens heads`.
 pub fn run(args: Args) -> Result<()> {
     let (p, r) = report(
         &args.model,
-        args.config.as_deref(),
+        args.config.config.as_deref(),
         args.tokens_file.as_deref(),
         args.seqs,
         args.seed,

@@ -15,9 +15,8 @@ use crate::report::describe;
 pub struct Args {
     /// A .tlb blob or a .safetensors checkpoint.
     pub file: PathBuf,
-    /// A TransformerLens config.json for a checkpoint.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: super::ConfigArg,
 }
 
 /// The shape of a tensor under `cfg`, as TransformerLens has it.
@@ -38,7 +37,7 @@ pub fn shape(kind: TensorKind, cfg: &Config) -> Vec<usize> {
 /// `tinylens inspect`: what a blob or checkpoint holds.
 pub fn run(args: Args) -> Result<()> {
     let path = args.file.as_path();
-    let loaded = load_model(path, args.config.as_deref())?;
+    let loaded = load_model(path, args.config.config.as_deref())?;
     let model = loaded.model()?;
     let cfg = *model.config();
     let blob = model.blob();

@@ -13,3 +13,34 @@ pub mod quantize;
 pub mod run;
 pub mod train;
 pub mod validate;
+
+use std::path::PathBuf;
+
+use crate::inputs::Input;
+
+/// `--tokens` or `--prompt`: the tokens of a run, exactly one of the two.
+#[derive(clap::Args)]
+#[group(id = "input", required = true, multiple = false)]
+pub struct InputArgs {
+    /// Token ids, comma separated.
+    #[arg(long)]
+    pub tokens: Option<String>,
+    /// Text, encoded with the model's vocabulary.
+    #[arg(long)]
+    pub prompt: Option<String>,
+}
+
+impl InputArgs {
+    /// The input the flags name.
+    pub fn input(self) -> Input {
+        Input::from_flags(self.tokens, self.prompt)
+    }
+}
+
+/// `--config`, for a checkpoint whose `config.json` is not beside it.
+#[derive(clap::Args)]
+pub struct ConfigArg {
+    /// A TransformerLens config.json for a checkpoint.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}

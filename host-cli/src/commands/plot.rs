@@ -4,14 +4,14 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use clap::{ArgGroup, Subcommand};
+use clap::Subcommand;
 
 use crate::analysis::plot::attention::{page, Patterns};
 use crate::analysis::plot::svg::{bars, document, Heatmap};
 use crate::analysis::HeadId;
 use crate::blobio::load_model;
 use crate::files::write;
-use crate::inputs::{tokens_of, vocab_of, Input};
+use crate::inputs::{tokens_of, vocab_of};
 use crate::report::{last_position_terms, term_name, top_k};
 use crate::tokenize::{parse_ids, show};
 use crate::trace::trace;
@@ -37,48 +37,36 @@ pub enum Plot {
 
 /// The arguments of `plot attention`.
 #[derive(clap::Args)]
-#[command(group(ArgGroup::new("input").required(true).args(["tokens", "prompt"])))]
 pub struct AttentionArgs {
     /// A .tlb blob or a .safetensors checkpoint.
     pub model: PathBuf,
-    /// Token ids, comma separated.
-    #[arg(long)]
-    pub tokens: Option<String>,
-    /// Text, encoded with the model's vocabulary.
-    #[arg(long)]
-    pub prompt: Option<String>,
+    #[command(flatten)]
+    pub input: super::InputArgs,
     /// The HTML page to write.
     #[arg(short, long)]
     pub output: PathBuf,
     /// Also write one SVG heatmap per head into this directory.
     #[arg(long)]
     pub svg_dir: Option<PathBuf>,
-    /// A TransformerLens config.json for a checkpoint.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: super::ConfigArg,
 }
 
 /// The arguments of `plot attribution`.
 #[derive(clap::Args)]
-#[command(group(ArgGroup::new("input").required(true).args(["tokens", "prompt"])))]
 pub struct AttributionArgs {
     /// A .tlb blob or a .safetensors checkpoint.
     pub model: PathBuf,
-    /// Token ids, comma separated.
-    #[arg(long)]
-    pub tokens: Option<String>,
-    /// Text, encoded with the model's vocabulary.
-    #[arg(long)]
-    pub prompt: Option<String>,
+    #[command(flatten)]
+    pub input: super::InputArgs,
     /// The token whose logit to split (text or id); default the top prediction.
     #[arg(long)]
     pub token: Option<String>,
     /// The SVG to write.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// A TransformerLens config.json for a checkpoint.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: super::ConfigArg,
 }
 
 /// The arguments of `plot heads`.
@@ -95,9 +83,8 @@ pub struct HeadsArgs {
     /// The SVG to write.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// A TransformerLens config.json for a checkpoint.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: super::ConfigArg,
 }
 
 /// `tinylens plot`.
@@ -113,9 +100,9 @@ pub fn run(args: Args) -> Result<()> {
 fn attention(a: AttentionArgs) -> Result<()> {
     let path = a.model.as_path();
     let output = a.output.as_path();
-    let loaded = load_model(path, a.config.as_deref())?;
+    let loaded = load_model(path, a.config.config.as_deref())?;
     let model = loaded.model()?;
-    let tokens = tokens_of(&model, &Input::from_flags(a.tokens, a.prompt))?;
+    let tokens = tokens_of(&model, &a.input.input())?;
     let cfg = *model.config();
     let vocab = vocab_of(&model);
     let texts: Vec<String> = tokens
@@ -162,9 +149,9 @@ fn attention(a: AttentionArgs) -> Result<()> {
 /// prediction) at the last position.
 fn attribution(a: AttributionArgs) -> Result<()> {
     let output = a.output.as_path();
-    let loaded = load_model(&a.model, a.config.as_deref())?;
+    let loaded = load_model(&a.model, a.config.config.as_deref())?;
     let model = loaded.model()?;
-    let tokens = tokens_of(&model, &Input::from_flags(a.tokens, a.prompt))?;
+    let tokens = tokens_of(&model, &a.input.input())?;
     let cfg = *model.config();
     let vocab = vocab_of(&model);
     let t = trace(&model, &tokens)?;
@@ -213,7 +200,7 @@ fn attribution(a: AttributionArgs) -> Result<()> {
 /// composition scores (`[L*H, L*H]`).
 fn heads(a: HeadsArgs) -> Result<()> {
     let output = a.output.as_path();
-    let (p, r) = super::heads::report(&a.model, a.config.as_deref(), None, a.seqs, a.seed)?;
+    let (p, r) = super::heads::report(&a.model, a.config.config.as_deref(), None, a.seqs, a.seed)?;
     let c = &p.config;
     let layers: Vec<String> = (0..c.n_layers).map(|l| format!("layer {l}")).collect();
     let heads: Vec<String> = (0..c.n_heads).map(|h| format!("head {h}")).collect();

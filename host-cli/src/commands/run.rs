@@ -3,41 +3,34 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::ArgGroup;
 
 use crate::blobio::load_model;
-use crate::inputs::{tokens_of, vocab_of, Input};
+use crate::inputs::{tokens_of, vocab_of};
 use crate::report::print_prediction;
 use crate::trace::write_safetensors;
 
 /// Run a model (.tlb or .safetensors) with the kernel: top next tokens and attribution.
 #[derive(clap::Args)]
-#[command(group(ArgGroup::new("input").required(true).args(["tokens", "prompt"])))]
 pub struct Args {
     /// A .tlb blob or a .safetensors checkpoint.
     pub model: PathBuf,
-    /// Token ids, comma separated.
-    #[arg(long)]
-    pub tokens: Option<String>,
-    /// Text, encoded with the model's vocabulary.
-    #[arg(long)]
-    pub prompt: Option<String>,
+    #[command(flatten)]
+    pub input: super::InputArgs,
     /// How many next tokens to list.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
     /// Write every hook and the attribution of every position to this safetensors file.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// A TransformerLens config.json for a checkpoint.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: super::ConfigArg,
 }
 
 /// `tinylens run`.
 pub fn run(args: Args) -> Result<()> {
-    let loaded = load_model(&args.model, args.config.as_deref())?;
+    let loaded = load_model(&args.model, args.config.config.as_deref())?;
     let model = loaded.model()?;
-    let tokens = tokens_of(&model, &Input::from_flags(args.tokens, args.prompt))?;
+    let tokens = tokens_of(&model, &args.input.input())?;
     let t = print_prediction(&model, vocab_of(&model).as_deref(), &tokens, args.top)?;
     if let Some(path) = &args.out {
         write_safetensors(&t, model.config(), path)?;
