@@ -6,11 +6,9 @@
 
 use core::ptr::addr_of_mut;
 
-use common::defmt_impls::DefmtOut;
-use common::{models, Line, NoClock, Out};
-use defmt::Display2Format;
+use common::{models, DefmtBoard, Int, NoClock};
 use defmt_rtt as _;
-use tinylens::{IntArena, IntDecoder, Model};
+use tinylens::IntArena;
 
 /// The model, 16-byte aligned in flash.
 static BLOB: &[u8] = tinylens::include_blob!("../../../fixtures/firmware/demo-2l.int.tlb");
@@ -23,31 +21,21 @@ static mut STATE: IntArena<{ CONFIG.int_state_len() }> = IntArena::new();
 #[riscv_rt::entry]
 fn main() -> ! {
     // SAFETY: the only reference to STATE, taken once.
-    let state = unsafe { &mut *addr_of_mut!(STATE) };
-    let mut out = DefmtOut;
-    out.emit(&Line::Target("GD32VF103, RISC-V RV32IMAC"));
-    let model = Model::from_blob(BLOB).unwrap_or_else(|e| defmt::panic!("{}", Display2Format(&e)));
-    let mut decoder = IntDecoder::new(&model, state.as_mut_slice())
-        .unwrap_or_else(|e| defmt::panic!("{}", Display2Format(&e)));
-    match common::run(
-        &model,
-        &mut decoder,
-        CONFIG.n_ctx,
+    let state = unsafe { &mut *addr_of_mut!(STATE) }.as_mut_slice();
+    let mut report = DefmtBoard::start("GD32VF103, RISC-V RV32IMAC", riscv::asm::wfi);
+    common::run_demo::<Int>(
+        BLOB,
+        &CONFIG,
         &common::DEMO,
-        &mut out,
+        state,
+        &mut report,
         &mut NoClock,
-    ) {
-        Ok(_) => out.emit(&Line::Done),
-        Err(e) => defmt::panic!("{}", Display2Format(&e)),
-    }
-    loop {
-        riscv::asm::wfi();
-    }
+    )
 }
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    defmt::println!("panic: {}", Display2Format(info));
+    defmt::println!("panic: {}", defmt::Display2Format(info));
     loop {
         riscv::asm::wfi();
     }

@@ -4,13 +4,11 @@
 #![no_std]
 #![no_main]
 
-use common::defmt_impls::DefmtOut;
-use common::{models, Line, NoClock, Out};
+use common::{models, DefmtBoard, Int, NoClock};
 use cortex_m_rt::entry;
-use defmt::Display2Format;
 use defmt_rtt as _;
 use panic_probe as _;
-use tinylens::{IntArena, IntDecoder, Model};
+use tinylens::IntArena;
 
 /// The RP2040's second-stage bootloader (for the Pico's W25Q080 flash), first in flash.
 #[link_section = ".boot2"]
@@ -26,23 +24,14 @@ const CONFIG: tinylens::Config = models::DEMO_2L;
 fn main() -> ! {
     // Handed out once as `&'static mut` by `#[entry]`: the state lives in .bss.
     static mut STATE: IntArena<{ CONFIG.int_state_len() }> = IntArena::new();
-    let mut out = DefmtOut;
-    out.emit(&Line::Target("RP2040, Cortex-M0+"));
-    let model = Model::from_blob(BLOB).unwrap_or_else(|e| defmt::panic!("{}", Display2Format(&e)));
-    let mut decoder = IntDecoder::new(&model, STATE.as_mut_slice())
-        .unwrap_or_else(|e| defmt::panic!("{}", Display2Format(&e)));
-    match common::run(
-        &model,
-        &mut decoder,
-        CONFIG.n_ctx,
+    let mut report = DefmtBoard::start("RP2040, Cortex-M0+", cortex_m::asm::wfi);
+    let state = STATE.as_mut_slice();
+    common::run_demo::<Int>(
+        BLOB,
+        &CONFIG,
         &common::DEMO,
-        &mut out,
+        state,
+        &mut report,
         &mut NoClock,
-    ) {
-        Ok(_) => out.emit(&Line::Done),
-        Err(e) => defmt::panic!("{}", Display2Format(&e)),
-    }
-    loop {
-        cortex_m::asm::wfi();
-    }
+    )
 }

@@ -4,13 +4,11 @@
 #![no_std]
 #![no_main]
 
-use common::defmt_impls::DefmtOut;
-use common::{models, Line, NoClock, Out};
+use common::{models, DefmtBoard, Float, NoClock};
 use cortex_m_rt::entry;
-use defmt::Display2Format;
 use defmt_rtt as _;
 use panic_probe as _;
-use tinylens::{Arena, Decoder, Model};
+use tinylens::Arena;
 
 /// The model, 16-byte aligned in flash.
 static BLOB: &[u8] = tinylens::include_blob!("../../../fixtures/firmware/demo-2l.i8.tlb");
@@ -21,23 +19,14 @@ const CONFIG: tinylens::Config = models::DEMO_2L;
 fn main() -> ! {
     // Handed out once as `&'static mut` by `#[entry]`: the state lives in .bss.
     static mut STATE: Arena<{ CONFIG.state_len() }> = Arena::new();
-    let mut out = DefmtOut;
-    out.emit(&Line::Target("STM32F411, Cortex-M4F"));
-    let model = Model::from_blob(BLOB).unwrap_or_else(|e| defmt::panic!("{}", Display2Format(&e)));
-    let mut decoder = Decoder::new(&model, STATE.as_mut_slice())
-        .unwrap_or_else(|e| defmt::panic!("{}", Display2Format(&e)));
-    match common::run(
-        &model,
-        &mut decoder,
-        CONFIG.n_ctx,
+    let mut report = DefmtBoard::start("STM32F411, Cortex-M4F", cortex_m::asm::wfi);
+    let state = STATE.as_mut_slice();
+    common::run_demo::<Float>(
+        BLOB,
+        &CONFIG,
         &common::DEMO,
-        &mut out,
+        state,
+        &mut report,
         &mut NoClock,
-    ) {
-        Ok(_) => out.emit(&Line::Done),
-        Err(e) => defmt::panic!("{}", Display2Format(&e)),
-    }
-    loop {
-        cortex_m::asm::wfi();
-    }
+    )
 }

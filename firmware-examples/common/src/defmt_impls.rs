@@ -1,10 +1,14 @@
 //! Transcript lines as defmt frames: the same words as `Display`, formatted on the host by
-//! `defmt-print`, so the runner compares them the same way.
+//! `defmt-print`, so the runner compares them the same way; and [`DefmtBoard`], the report of
+//! a board that logs with defmt.
+
+use core::fmt::Display;
 
 use defmt::{write, Format, Formatter};
 use tinylens::Term;
 
-use crate::transcript::{attribution_kind, q16_parts, Line, Value};
+use crate::report::Report;
+use crate::transcript::{attribution_kind, q16_parts, Line, Out, Value};
 
 impl Format for Value {
     fn format(&self, f: Formatter<'_>) {
@@ -94,11 +98,36 @@ impl Format for Line<'_> {
     }
 }
 
-/// Transcript lines as `defmt::println!`.
-pub struct DefmtOut;
+/// The transcript as defmt frames on a board (over whichever transport the firmware links,
+/// e.g. `defmt-rtt`): a failure panics with its reason, a success prints `done` and then idles
+/// in `idle` (`cortex_m::asm::wfi`, `riscv::asm::wfi`) for ever.
+pub struct DefmtBoard {
+    idle: fn(),
+}
 
-impl crate::transcript::Out for DefmtOut {
+impl DefmtBoard {
+    /// Prints the `target:` line naming the board; `idle` is what the core does once done.
+    pub fn start(target: &str, idle: fn()) -> Self {
+        let mut out = DefmtBoard { idle };
+        out.emit(&Line::Target(target));
+        out
+    }
+}
+
+impl Out for DefmtBoard {
     fn emit(&mut self, line: &Line<'_>) {
         defmt::println!("{}", line);
+    }
+}
+
+impl Report for DefmtBoard {
+    fn finish(&mut self) -> ! {
+        self.emit(&Line::Done);
+        loop {
+            (self.idle)();
+        }
+    }
+    fn fail(&mut self, what: &dyn Display) -> ! {
+        defmt::panic!("{}", defmt::Display2Format(what))
     }
 }

@@ -1,12 +1,14 @@
 //! Cortex-M under QEMU: counting executed instructions, printing, exiting, and measuring the
-//! stack.
+//! stack; the reports of the QEMU examples ([`Semihosting`], [`DefmtSemihosting`]).
 
+use core::fmt::Display;
 use core::ptr::{addr_of, read_volatile, write_volatile};
 
 use cortex_m::peripheral::{syst::SystClkSource, SYST};
 use cortex_m_semihosting::{debug, hio};
 
 use crate::cost::Clock;
+use crate::report::Report;
 use crate::transcript::{FmtOut, Line, Out};
 
 /// SysTick as an instruction counter. QEMU has no timing model; with `-icount shift=0` every
@@ -64,7 +66,7 @@ pub fn stdout() -> FmtOut<hio::HostStream> {
 }
 
 /// Prints `what` to stderr and exits QEMU with failure.
-pub fn fail(what: impl core::fmt::Display) -> ! {
+pub fn fail(what: impl Display) -> ! {
     if let Ok(mut err) = hio::hstderr() {
         let _ = core::fmt::Write::write_fmt(&mut err, format_args!("error: {what}\n"));
     }
@@ -87,6 +89,80 @@ pub fn finish(out: &mut impl Out) -> ! {
     out.emit(&Line::Stack(stack_peak()));
     out.emit(&Line::Done);
     exit(true)
+}
+
+/// The transcript through semihosting on the host's stdout, an error on its stderr, and QEMU's
+/// exit status for success or failure.
+pub struct Semihosting(FmtOut<hio::HostStream>);
+
+impl Semihosting {
+    /// Opens the host's stdout and prints the `target:` line naming the machine.
+    pub fn start(target: &str) -> Self {
+        let mut out = Semihosting(stdout());
+        out.emit(&Line::Target(target));
+        out
+    }
+}
+
+impl Out for Semihosting {
+    fn emit(&mut self, line: &Line<'_>) {
+        self.0.emit(line);
+    }
+}
+
+impl Report for Semihosting {
+    fn finish(&mut self) -> ! {
+        finish(self)
+    }
+    fn fail(&mut self, what: &dyn Display) -> ! {
+        fail(what)
+    }
+}
+
+/// The transcript as defmt frames through semihosting (decoded on the host by `defmt-print`),
+/// and QEMU's exit status for success or failure.
+#[cfg(feature = "defmt")]
+pub struct DefmtSemihosting;
+
+#[cfg(feature = "defmt")]
+impl DefmtSemihosting {
+    /// Prints the `target:` line naming the machine.
+    pub fn start(target: &str) -> Self {
+        let mut out = DefmtSemihosting;
+        out.emit(&Line::Target(target));
+        out
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl Out for DefmtSemihosting {
+    fn emit(&mut self, line: &Line<'_>) {
+        defmt::println!("{}", line);
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl Report for DefmtSemihosting {
+    fn finish(&mut self) -> ! {
+        finish(self)
+    }
+    fn fail(&mut self, what: &dyn Display) -> ! {
+        defmt::println!("error: {}", defmt::Display2Format(what));
+        exit(false)
+    }
+}
+
+/// Declares the `HardFault` handler of a QEMU example that prints through semihosting: the
+/// faulting address on stderr and an exit with failure, so that a fault fails the run instead
+/// of hanging it. The example depends on `cortex-m-rt`.
+#[macro_export]
+macro_rules! exit_on_hard_fault {
+    () => {
+        #[cortex_m_rt::exception]
+        unsafe fn HardFault(frame: &cortex_m_rt::ExceptionFrame) -> ! {
+            $crate::qemu::fail(format_args!("HardFault at pc {:#010x}", frame.pc()))
+        }
+    };
 }
 
 const PAINT: u32 = 0x5AFE_C0DE;

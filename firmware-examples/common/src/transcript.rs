@@ -104,6 +104,8 @@ pub enum DemoError {
     Prompt(usize),
     /// The demo asks for more than its fixed buffers hold.
     TooLong,
+    /// The blob's config is not the one the firmware sized its state from.
+    Config,
 }
 
 impl From<Error> for DemoError {
@@ -122,12 +124,13 @@ impl fmt::Display for DemoError {
                 "the prompt has a character at byte {at} that is not in the vocabulary"
             ),
             DemoError::TooLong => f.write_str("the demo is longer than its buffers"),
+            DemoError::Config => f.write_str("the blob's config is not CONFIG"),
         }
     }
 }
 
 /// A decoder the demo can drive: [`tinylens::Decoder`] (`f32`, `i8`) or
-/// [`tinylens::IntDecoder`] (`int`).
+/// `tinylens::IntDecoder` (`int`).
 pub trait Engine {
     /// Runs the prompt through the KV cache.
     fn prefill(&mut self, tokens: &[u32]) -> Result<(), Error>;

@@ -7,10 +7,10 @@
 #![no_std]
 #![no_main]
 
-use common::{models, qemu, Line, Out};
-use cortex_m_rt::{entry, exception, ExceptionFrame};
+use common::{models, qemu, Int};
+use cortex_m_rt::entry;
 use panic_semihosting as _;
-use tinylens::{IntArena, IntDecoder, Model};
+use tinylens::IntArena;
 
 /// The model, 16-byte aligned in flash.
 static BLOB: &[u8] = tinylens::include_blob!("../../../fixtures/firmware/demo-2l-micro.int.tlb");
@@ -24,29 +24,16 @@ fn main() -> ! {
     qemu::paint_stack();
     let core = cortex_m::Peripherals::take().unwrap_or_else(|| qemu::fail("peripherals"));
     let mut clock = qemu::SysTickClock::start(core.SYST, 125, 2); // 16 MHz: 62.5 instructions a tick
-    let mut out = qemu::stdout();
-    out.emit(&Line::Target("QEMU microbit, Cortex-M0"));
-
-    let model = Model::from_blob(BLOB).unwrap_or_else(|e| qemu::fail(e));
-    if !models::same_config(model.config(), &CONFIG) {
-        qemu::fail("the blob's config is not CONFIG");
-    }
-    let mut decoder =
-        IntDecoder::new(&model, STATE.as_mut_slice()).unwrap_or_else(|e| qemu::fail(e));
-    match common::run(
-        &model,
-        &mut decoder,
-        CONFIG.n_ctx,
+    let mut report = qemu::Semihosting::start("QEMU microbit, Cortex-M0");
+    let state = STATE.as_mut_slice();
+    common::run_demo::<Int>(
+        BLOB,
+        &CONFIG,
         &common::DEMO_MICRO,
-        &mut out,
+        state,
+        &mut report,
         &mut clock,
-    ) {
-        Ok(_) => qemu::finish(&mut out),
-        Err(e) => qemu::fail(e),
-    }
+    )
 }
 
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    qemu::fail(format_args!("HardFault at pc {:#010x}", frame.pc()))
-}
+common::exit_on_hard_fault!();

@@ -4,11 +4,10 @@
 #![no_std]
 #![no_main]
 
-use common::defmt_impls::DefmtOut;
-use common::{models, qemu, Line, Out};
+use common::{models, qemu, Float, Report};
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use defmt_semihosting as _;
-use tinylens::{Arena, Decoder, Model};
+use tinylens::Arena;
 
 /// The model, 16-byte aligned in flash.
 static BLOB: &[u8] = tinylens::include_blob!("../../../fixtures/firmware/demo-2l.f32.tlb");
@@ -17,37 +16,14 @@ const CONFIG: tinylens::Config = models::DEMO_2L;
 
 #[entry]
 fn main() -> ! {
+    // Handed out once as `&'static mut` by `#[entry]`: the state lives in .bss.
     static mut STATE: Arena<{ CONFIG.state_len() }> = Arena::new();
     qemu::paint_stack();
-    let core = cortex_m::Peripherals::take().unwrap_or_else(|| fail("peripherals"));
+    let mut report = qemu::DefmtSemihosting::start("QEMU mps2-an500, Cortex-M7, defmt");
+    let core = cortex_m::Peripherals::take().unwrap_or_else(|| report.fail(&"peripherals"));
     let mut clock = qemu::SysTickClock::start(core.SYST, 40, 1); // 25 MHz: 40 instructions a tick
-    let mut out = DefmtOut;
-    out.emit(&Line::Target("QEMU mps2-an500, Cortex-M7, defmt"));
-
-    let model = Model::from_blob(BLOB).unwrap_or_else(|e| fail(e));
-    if !models::same_config(model.config(), &CONFIG) {
-        fail("the blob's config is not CONFIG");
-    }
-    let mut decoder = Decoder::new(&model, STATE.as_mut_slice()).unwrap_or_else(|e| fail(e));
-    if let Err(e) = common::run(
-        &model,
-        &mut decoder,
-        CONFIG.n_ctx,
-        &common::DEMO,
-        &mut out,
-        &mut clock,
-    ) {
-        fail(e);
-    }
-    out.emit(&Line::Stack(qemu::stack_peak()));
-    out.emit(&Line::Done);
-    qemu::exit(true)
-}
-
-/// Logs the error and exits QEMU with failure.
-fn fail(what: impl core::fmt::Display) -> ! {
-    defmt::println!("error: {}", defmt::Display2Format(&what));
-    qemu::exit(false)
+    let state = STATE.as_mut_slice();
+    common::run_demo::<Float>(BLOB, &CONFIG, &common::DEMO, state, &mut report, &mut clock)
 }
 
 #[panic_handler]

@@ -3,10 +3,10 @@
 #![no_std]
 #![no_main]
 
-use common::{models, qemu, Line, Out};
-use cortex_m_rt::{entry, exception, ExceptionFrame};
+use common::{models, qemu, Float};
+use cortex_m_rt::entry;
 use panic_semihosting as _;
-use tinylens::{Arena, Decoder, Model};
+use tinylens::Arena;
 
 /// The model, 16-byte aligned in flash.
 static BLOB: &[u8] = tinylens::include_blob!("../../../../fixtures/firmware/demo-2l.f32.tlb");
@@ -15,33 +15,14 @@ const CONFIG: tinylens::Config = models::DEMO_2L;
 
 #[entry]
 fn main() -> ! {
-    // `static mut` in `#[entry]` is handed out once as `&'static mut`: it lives in .bss.
+    // Handed out once as `&'static mut` by `#[entry]`: the state lives in .bss.
     static mut STATE: Arena<{ CONFIG.state_len() }> = Arena::new();
     qemu::paint_stack();
     let core = cortex_m::Peripherals::take().unwrap_or_else(|| qemu::fail("peripherals"));
     let mut clock = qemu::SysTickClock::start(core.SYST, 40, 1); // 25 MHz: 40 instructions a tick
-    let mut out = qemu::stdout();
-    out.emit(&Line::Target("QEMU mps2-an386, Cortex-M4F"));
-
-    let model = Model::from_blob(BLOB).unwrap_or_else(|e| qemu::fail(e));
-    if !models::same_config(model.config(), &CONFIG) {
-        qemu::fail("the blob's config is not CONFIG");
-    }
-    let mut decoder = Decoder::new(&model, STATE.as_mut_slice()).unwrap_or_else(|e| qemu::fail(e));
-    match common::run(
-        &model,
-        &mut decoder,
-        CONFIG.n_ctx,
-        &common::DEMO,
-        &mut out,
-        &mut clock,
-    ) {
-        Ok(_) => qemu::finish(&mut out),
-        Err(e) => qemu::fail(e),
-    }
+    let mut report = qemu::Semihosting::start("QEMU mps2-an386, Cortex-M4F");
+    let state = STATE.as_mut_slice();
+    common::run_demo::<Float>(BLOB, &CONFIG, &common::DEMO, state, &mut report, &mut clock)
 }
 
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    qemu::fail(format_args!("HardFault at pc {:#010x}", frame.pc()))
-}
+common::exit_on_hard_fault!();

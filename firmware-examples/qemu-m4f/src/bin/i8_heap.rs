@@ -9,11 +9,11 @@ extern crate alloc;
 use alloc::vec;
 use core::mem::MaybeUninit;
 
-use common::{qemu, Line, Out};
-use cortex_m_rt::{entry, exception, ExceptionFrame};
+use common::{qemu, Float, Report};
+use cortex_m_rt::entry;
 use embedded_alloc::LlffHeap as Heap;
 use panic_semihosting as _;
-use tinylens::{Decoder, Model};
+use tinylens::Model;
 
 #[global_allocator]
 static HEAP: Heap = Heap::empty();
@@ -33,30 +33,21 @@ fn main() -> ! {
     qemu::paint_stack();
     let core = cortex_m::Peripherals::take().unwrap_or_else(|| qemu::fail("peripherals"));
     let mut clock = qemu::SysTickClock::start(core.SYST, 40, 1); // 25 MHz: 40 instructions a tick
-    let mut out = qemu::stdout();
-    out.emit(&Line::Target(
-        "QEMU mps2-an386, Cortex-M4F, state on the heap",
-    ));
-
-    let model = Model::from_blob(BLOB).unwrap_or_else(|e| qemu::fail(e));
+    let mut report = qemu::Semihosting::start("QEMU mps2-an386, Cortex-M4F, state on the heap");
     // The state's size comes from the blob's config, at run time.
-    let mut state = vec![0.0f32; model.config().state_len()];
-    let mut decoder = Decoder::new(&model, &mut state).unwrap_or_else(|e| qemu::fail(e));
-    let ctx = model.config().n_ctx;
-    match common::run(
-        &model,
-        &mut decoder,
-        ctx,
+    let config = match Model::from_blob(BLOB) {
+        Ok(model) => *model.config(),
+        Err(e) => report.fail(&e),
+    };
+    let mut state = vec![0.0f32; config.state_len()];
+    common::run_demo::<Float>(
+        BLOB,
+        &config,
         &common::DEMO,
-        &mut out,
+        &mut state,
+        &mut report,
         &mut clock,
-    ) {
-        Ok(_) => qemu::finish(&mut out),
-        Err(e) => qemu::fail(e),
-    }
+    )
 }
 
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    qemu::fail(format_args!("HardFault at pc {:#010x}", frame.pc()))
-}
+common::exit_on_hard_fault!();
