@@ -7,7 +7,8 @@
 //!
 //! Loading goes in five steps, each a function below:
 //!
-//! 1. `parse_safetensors`: the bytes must be a well-formed safetensors file.
+//! 1. `parse_safetensors`: the bytes must be a well-formed safetensors file, its header at
+//!    most [`MAX_HEADER_BYTES`] long and listing at most [`MAX_TENSORS`] tensors.
 //! 2. `parse_config_json`: whatever `config.json` says, with everything tinylens cannot run
 //!    rejected up front (MLPs, `LNPre`/`RMS`, rotary, ...).
 //! 3. `classify_tensor`: every tensor name must be a known attention-only parameter or a
@@ -36,6 +37,15 @@ use crate::params::{LayerParams, LnParams, Params};
 /// TransformerLens' default `eps`, used when `config.json` does not give one.
 pub const DEFAULT_EPS: f32 = 1e-5;
 
+/// The largest safetensors header accepted, in bytes (16 MiB). An attention-only model has a
+/// dozen tensors per layer, about 100 bytes of header each; the cap is checked before the
+/// header is parsed, so a forged length costs nothing.
+pub const MAX_HEADER_BYTES: usize = 16 << 20;
+
+/// The most tensors a safetensors header may list (100 000: a thousand layers' worth). Counted
+/// before the header is parsed, so a header of a million entries is refused at once.
+pub const MAX_TENSORS: usize = 100_000;
+
 /// Everything that can go wrong reading or writing a checkpoint. The `Display` text is meant to
 /// be shown to users as-is: it always names the file, key or tensor at fault.
 #[derive(Debug)]
@@ -51,6 +61,20 @@ pub enum ImportError {
     },
     /// The checkpoint bytes are not a well-formed safetensors file.
     NotSafetensors(String),
+    /// The safetensors header is longer than [`MAX_HEADER_BYTES`].
+    HeaderTooLarge {
+        /// The header length the file declares, in bytes.
+        bytes: u64,
+        /// [`MAX_HEADER_BYTES`].
+        cap: usize,
+    },
+    /// The safetensors header lists more than [`MAX_TENSORS`] tensors.
+    TooManyTensors {
+        /// Entries in the header.
+        count: usize,
+        /// [`MAX_TENSORS`].
+        cap: usize,
+    },
     /// `config.json` or `vocab.json` is not JSON of the expected form.
     InvalidJson {
         /// Which file ("config.json" or "vocab.json").
@@ -138,6 +162,16 @@ impl fmt::Display for ImportError {
                 source,
             } => write!(f, "cannot {action} {}: {source}", path.display()),
             Self::NotSafetensors(reason) => write!(f, "not a valid safetensors file: {reason}"),
+            Self::HeaderTooLarge { bytes, cap } => write!(
+                f,
+                "not a valid safetensors file: the header is {bytes} bytes, more than the \
+                 {cap}-byte cap"
+            ),
+            Self::TooManyTensors { count, cap } => write!(
+                f,
+                "not a valid safetensors file: the header lists {count} tensors, more than the \
+                 cap of {cap}"
+            ),
             Self::InvalidJson { file, reason } => write!(f, "invalid {file}: {reason}"),
             Self::InvalidConfig(msg) => write!(f, "invalid model config: {msg}"),
             Self::Unsupported(msg) => write!(f, "unsupported model: {msg}"),
@@ -320,6 +354,21 @@ fn parse_safetensors(bytes: &[u8]) -> Result<SafeTensors<'_>, ImportError> {
     SafeTensors::deserialize(bytes).map_err(|e| ImportError::NotSafetensors(e.to_string()))
 }
 
+/// Counts the header's entries without parsing it: every tensor entry has exactly one
+/// `"data_offsets"` key, so their number bounds the tensor count (from above, should a name
+/// contain the word) at the cost of one scan.
+fn check_tensor_count(header: &[u8]) -> Result<(), ImportError> {
+    let key = b"\"data_offsets\"";
+    let count = header.windows(key.len()).filter(|w| w == key).count();
+    if count > MAX_TENSORS {
+        return Err(ImportError::TooManyTensors {
+            count,
+            cap: MAX_TENSORS,
+        });
+    }
+    Ok(())
+}
+
 /// Checks, before the safetensors crate sees them, that no tensor's `data_offsets` point past
 /// the end of the file. The crate adds up these offsets unchecked, so absurd values could
 /// overflow; with every offset at most the file size the sum cannot.
@@ -331,6 +380,12 @@ fn check_data_offsets(bytes: &[u8]) -> Result<(), ImportError> {
         )));
     };
     let header_len = u64::from_le_bytes(*len_bytes);
+    if header_len > MAX_HEADER_BYTES as u64 {
+        return Err(ImportError::HeaderTooLarge {
+            bytes: header_len,
+            cap: MAX_HEADER_BYTES,
+        });
+    }
     let Some(header_len) = usize::try_from(header_len)
         .ok()
         .filter(|&n| n <= rest.len())
@@ -341,6 +396,7 @@ fn check_data_offsets(bytes: &[u8]) -> Result<(), ImportError> {
         )));
     };
     let (header, data) = rest.split_at(header_len);
+    check_tensor_count(header)?;
     // A malformed header is left for the safetensors crate to describe.
     let Ok(header) = serde_json::from_slice::<Map<String, Value>>(header) else {
         return Ok(());

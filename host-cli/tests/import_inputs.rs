@@ -1,0 +1,184 @@
+//! The checkpoints, vocabularies and configs people have: oversized safetensors headers,
+//! HuggingFace `vocab.json` / `tokenizer.json` / `config.json`, files that are not safetensors
+//! at all. Each case goes through `load_checkpoint` on files in a temp dir, as the commands
+//! read them, and checks the value or the exact message.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tinylens::{Config, Norm, PosEmbed};
+use tinylens_cli::import::{
+    load_checkpoint, save_checkpoint, ImportError, MAX_HEADER_BYTES, MAX_TENSORS,
+};
+use tinylens_cli::params::{LayerParams, LnParams, Params};
+
+/// One layer, two heads of width 2, d_model 4, five tokens, n_ctx 3, LayerNorm eps 1e-5.
+fn tiny_config() -> Config {
+    Config {
+        n_layers: 1,
+        n_heads: 2,
+        d_model: 4,
+        d_head: 2,
+        d_vocab: 5,
+        n_ctx: 3,
+        norm: Norm::LayerNorm { eps: 1e-5 },
+        pos: PosEmbed::Standard,
+    }
+}
+
+/// `n` distinct small values, so a mix-up of tensors shows.
+fn ramp(n: usize, start: f32) -> Vec<f32> {
+    (0..n).map(|i| start + 0.01 * i as f32).collect()
+}
+
+/// A model of shape `tiny_config()` without a vocabulary.
+fn tiny_params() -> Params {
+    let c = tiny_config();
+    let qkv = c.n_heads * c.d_model * c.d_head;
+    let hd = c.n_heads * c.d_head;
+    let ln = || LnParams {
+        w: ramp(c.d_model, 1.0),
+        b: ramp(c.d_model, 0.0),
+    };
+    Params {
+        config: c,
+        vocab: None,
+        w_e: ramp(c.d_vocab * c.d_model, -0.1),
+        w_pos: Some(ramp(c.n_ctx * c.d_model, 0.2)),
+        layers: vec![LayerParams {
+            ln1: Some(ln()),
+            w_q: ramp(qkv, 0.1),
+            w_k: ramp(qkv, -0.2),
+            w_v: ramp(qkv, 0.3),
+            b_q: ramp(hd, 0.0),
+            b_k: ramp(hd, 0.1),
+            b_v: ramp(hd, 0.2),
+            w_o: ramp(qkv, -0.3),
+            b_o: ramp(c.d_model, 0.05),
+        }],
+        ln_final: Some(ln()),
+        w_u: ramp(c.d_model * c.d_vocab, 0.4),
+        b_u: ramp(c.d_vocab, 0.0),
+    }
+}
+
+/// A fresh, empty directory for one test.
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "tinylens-import-inputs-{tag}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// `tiny_params()` saved in a fresh directory; returns the `model.safetensors` path.
+fn tiny_checkpoint(tag: &str) -> PathBuf {
+    let path = temp_dir(tag).join("model.safetensors");
+    save_checkpoint(&tiny_params(), &path).expect("save");
+    path
+}
+
+/// Loads `path` expecting an error.
+fn load_err(path: &Path) -> ImportError {
+    match load_checkpoint(path, None) {
+        Ok(_) => panic!("{} loaded, expected an error", path.display()),
+        Err(e) => e,
+    }
+}
+
+/// Runs the binary with `args`, expecting failure; returns its stderr.
+fn cli_err(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_tinylens"))
+        .args(args)
+        .output()
+        .expect("run tinylens");
+    assert!(!out.status.success(), "tinylens {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A safetensors file of `header` (any bytes) and `data`, with its length field `len`.
+fn forged(len: u64, header: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut bytes = len.to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(data);
+    bytes
+}
+
+// ------------------------------------------------------------------------------------------------
+// 1. Header and tensor-count caps
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn a_header_length_past_the_cap_is_refused_before_reading_it() {
+    let path = temp_dir("header-cap").join("model.safetensors");
+    // A length field claiming 90 MB in a 24-byte file.
+    std::fs::write(&path, forged(90_000_000, b"{}", b"")).expect("write");
+    let err = load_err(&path);
+    assert!(
+        matches!(err, ImportError::HeaderTooLarge { bytes: 90_000_000, cap } if cap == MAX_HEADER_BYTES),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "not a valid safetensors file: the header is 90000000 bytes, more than the \
+         16777216-byte cap"
+    );
+    // Just inside the cap the length is checked against the file, as before.
+    let len = MAX_HEADER_BYTES as u64;
+    std::fs::write(&path, forged(len, b"{}", b"")).expect("write");
+    let err = load_err(&path);
+    assert!(matches!(err, ImportError::NotSafetensors(_)), "{err}");
+    assert!(err.to_string().contains("exceeds the file size"), "{err}");
+}
+
+#[test]
+fn a_header_with_too_many_tensors_is_refused_before_parsing() {
+    let entry = r#""t":{"dtype":"U8","shape":[0],"data_offsets":[0,0]},"#;
+    let count = MAX_TENSORS + 1;
+    let mut header = String::with_capacity(entry.len() * count + 2);
+    header.push('{');
+    for _ in 0..count {
+        header.push_str(entry);
+    }
+    // Not even valid JSON (a trailing comma, repeated names): the count comes first.
+    header.push('}');
+    let path = temp_dir("tensor-cap").join("model.safetensors");
+    let bytes = forged(header.len() as u64, header.as_bytes(), b"");
+    assert!(bytes.len() < MAX_HEADER_BYTES);
+    std::fs::write(&path, bytes).expect("write");
+    let start = std::time::Instant::now();
+    let err = load_err(&path);
+    assert!(
+        matches!(err, ImportError::TooManyTensors { count: c, cap } if c == count && cap == MAX_TENSORS),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "not a valid safetensors file: the header lists 100001 tensors, more than the cap of \
+         100000"
+    );
+    assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
+}
+
+#[test]
+fn the_header_cap_reaches_the_user_through_inspect() {
+    let path = temp_dir("header-cap-cli").join("model.safetensors");
+    std::fs::write(&path, forged(u64::MAX, b"", b"")).expect("write");
+    let stderr = cli_err(&["inspect", path.to_str().expect("utf-8 path")]);
+    assert!(
+        stderr.contains(&format!(
+            "the header is {} bytes, more than the 16777216-byte cap",
+            u64::MAX
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_saved_checkpoint_still_loads() {
+    let path = tiny_checkpoint("roundtrip");
+    let loaded = load_checkpoint(&path, None).expect("load");
+    assert_eq!(loaded, tiny_params());
+}
