@@ -3,7 +3,7 @@
 //! A checkpoint is a `model.safetensors` holding `HookedTransformer.state_dict()` of an
 //! attention-only model, optionally with the model's `config.json` (the fields of
 //! `HookedTransformerConfig`) and a `vocab.json` (a JSON array of token strings, index = token
-//! id) beside it.
+//! id, or HuggingFace's `{"token": id}` map) beside it.
 //!
 //! Loading goes in five steps, each a function below:
 //!
@@ -41,6 +41,9 @@ pub const DEFAULT_EPS: f32 = 1e-5;
 /// dozen tensors per layer, about 100 bytes of header each; the cap is checked before the
 /// header is parsed, so a forged length costs nothing.
 pub const MAX_HEADER_BYTES: usize = 16 << 20;
+
+/// The longest token a blob stores, in bytes of UTF-8 (FORMAT.md: one length byte per token).
+pub const MAX_TOKEN_BYTES: usize = u8::MAX as usize;
 
 /// The most tensors a safetensors header may list (100 000: a thousand layers' worth). Counted
 /// before the header is parsed, so a header of a million entries is refused at once.
@@ -147,6 +150,48 @@ pub enum ImportError {
         /// Entries in `vocab.json`.
         found: usize,
     },
+    /// A vocabulary map gives a token an id at or past `d_vocab`.
+    TokenIdOutOfRange {
+        /// Which file ("vocab.json" or "tokenizer.json").
+        file: &'static str,
+        /// The token.
+        token: String,
+        /// Its id.
+        id: usize,
+        /// The model's `d_vocab`.
+        d_vocab: usize,
+    },
+    /// A vocabulary map gives two tokens the same id.
+    DuplicateTokenId {
+        /// Which file ("vocab.json" or "tokenizer.json").
+        file: &'static str,
+        /// The id.
+        id: usize,
+        /// One token with that id.
+        first: String,
+        /// The other.
+        second: String,
+    },
+    /// A vocabulary map gives no token an id below `d_vocab`.
+    MissingTokenId {
+        /// Which file ("vocab.json" or "tokenizer.json").
+        file: &'static str,
+        /// The first id without a token.
+        id: usize,
+        /// The model's `d_vocab`.
+        d_vocab: usize,
+    },
+    /// A token longer than a blob can store ([`MAX_TOKEN_BYTES`] bytes of UTF-8).
+    TokenTooLong {
+        /// Which file ("vocab.json" or "tokenizer.json").
+        file: &'static str,
+        /// The token's id.
+        id: usize,
+        /// Its length in bytes.
+        bytes: usize,
+        /// [`MAX_TOKEN_BYTES`].
+        cap: usize,
+    },
     /// A configuration value that neither `config.json` nor the tensors determine.
     CannotInfer(String),
     /// [`save_checkpoint`] was given inconsistent parameters.
@@ -219,6 +264,40 @@ impl fmt::Display for ImportError {
             Self::VocabLength { expected, found } => write!(
                 f,
                 "vocab.json has {found} entries, but the model has d_vocab = {expected}"
+            ),
+            Self::TokenIdOutOfRange {
+                file,
+                token,
+                id,
+                d_vocab,
+            } => write!(
+                f,
+                "{file} gives token {token:?} id {id}, but the model has d_vocab = {d_vocab} \
+                 (ids 0..{d_vocab})"
+            ),
+            Self::DuplicateTokenId {
+                file,
+                id,
+                first,
+                second,
+            } => write!(
+                f,
+                "{file} gives id {id} to two tokens, {first:?} and {second:?}"
+            ),
+            Self::MissingTokenId { file, id, d_vocab } => write!(
+                f,
+                "{file} has no token with id {id} (the model has d_vocab = {d_vocab}: every id \
+                 0..{d_vocab} needs one)"
+            ),
+            Self::TokenTooLong {
+                file,
+                id,
+                bytes,
+                cap,
+            } => write!(
+                f,
+                "{file}: token {id} is {bytes} bytes long, more than the {cap} bytes a blob \
+                 stores per token"
             ),
             Self::CannotInfer(msg) => write!(f, "cannot infer {msg}"),
             Self::InvalidParams(msg) => write!(f, "cannot save checkpoint: {msg}"),
@@ -974,19 +1053,61 @@ fn read_params(st: &SafeTensors<'_>, config: &Config) -> Result<Params, ImportEr
     })
 }
 
-/// Parses `vocab.json`: a JSON array of exactly `d_vocab` strings.
+/// Parses `vocab.json`: a JSON array of exactly `d_vocab` strings (index = id), or a
+/// HuggingFace `{"token": id}` map whose ids are exactly `0..d_vocab`.
 fn parse_vocab(text: &str, d_vocab: usize) -> Result<Vec<String>, ImportError> {
-    let vocab: Vec<String> = serde_json::from_str(text).map_err(|e| ImportError::InvalidJson {
-        file: "vocab.json",
-        reason: format!("expected a JSON array of strings: {e}"),
-    })?;
-    if vocab.len() != d_vocab {
+    const FILE: &str = "vocab.json";
+    let bad = |reason: String| ImportError::InvalidJson { file: FILE, reason };
+    let value: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let vocab = match value {
+        Value::Array(items) => vocab_from_list(items, d_vocab)?,
+        Value::Object(map) => crate::hf::vocab_from_ids(&map, d_vocab, FILE)?,
+        _ => {
+            return Err(bad(
+                "expected a JSON array of token strings or an object {\"token\": id}".to_string(),
+            ))
+        }
+    };
+    check_token_lengths(&vocab, FILE)?;
+    Ok(vocab)
+}
+
+/// A JSON array of exactly `d_vocab` strings, index = id.
+fn vocab_from_list(items: Vec<Value>, d_vocab: usize) -> Result<Vec<String>, ImportError> {
+    if items.len() != d_vocab {
         return Err(ImportError::VocabLength {
             expected: d_vocab,
-            found: vocab.len(),
+            found: items.len(),
         });
     }
-    Ok(vocab)
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(id, item)| match item {
+            Value::String(token) => Ok(token),
+            other => Err(ImportError::InvalidJson {
+                file: "vocab.json",
+                reason: format!("entry {id} is {other}, expected a string"),
+            }),
+        })
+        .collect()
+}
+
+/// Refuses a token longer than a blob can store, naming its id.
+pub(crate) fn check_token_lengths(vocab: &[String], file: &'static str) -> Result<(), ImportError> {
+    match vocab
+        .iter()
+        .enumerate()
+        .find(|(_, t)| t.len() > MAX_TOKEN_BYTES)
+    {
+        Some((id, token)) => Err(ImportError::TokenTooLong {
+            file,
+            id,
+            bytes: token.len(),
+            cap: MAX_TOKEN_BYTES,
+        }),
+        None => Ok(()),
+    }
 }
 
 // ------------------------------------------------------------------------------------------------

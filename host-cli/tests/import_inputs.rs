@@ -182,3 +182,95 @@ fn a_saved_checkpoint_still_loads() {
     let loaded = load_checkpoint(&path, None).expect("load");
     assert_eq!(loaded, tiny_params());
 }
+
+// ------------------------------------------------------------------------------------------------
+// 2. A HuggingFace `{"token": id}` vocab.json
+// ------------------------------------------------------------------------------------------------
+
+/// `tiny_checkpoint(tag)` with `vocab` written as its `vocab.json`.
+fn with_vocab_json(tag: &str, vocab: &str) -> PathBuf {
+    let path = tiny_checkpoint(tag);
+    std::fs::write(path.with_file_name("vocab.json"), vocab).expect("write vocab.json");
+    path
+}
+
+#[test]
+fn a_dict_vocab_is_read_by_id() {
+    let path = with_vocab_json("dict-vocab", r#"{"c": 2, "a": 0, " ": 4, "b": 1, "ab": 3}"#);
+    let loaded = load_checkpoint(&path, None).expect("load");
+    let expected: Vec<String> = ["a", "b", "c", "ab", " "].map(String::from).to_vec();
+    assert_eq!(loaded.vocab, Some(expected));
+    assert_eq!(loaded.w_e, tiny_params().w_e);
+}
+
+#[test]
+fn a_dict_vocab_with_bad_ids_is_refused_by_name() {
+    let cases = [
+        (
+            r#"{"a": 0, "b": 1, "c": 2, "d": 3, "e": 5}"#,
+            "vocab.json gives token \"e\" id 5, but the model has d_vocab = 5 (ids 0..5)",
+        ),
+        (
+            r#"{"a": 0, "b": 1, "c": 2, "d": 3, "e": 3}"#,
+            "vocab.json gives id 3 to two tokens, \"d\" and \"e\"",
+        ),
+        (
+            r#"{"a": 0, "b": 1, "c": 2, "e": 4}"#,
+            "vocab.json has no token with id 3 (the model has d_vocab = 5: every id 0..5 needs \
+             one)",
+        ),
+        (
+            r#"{"a": 0, "b": 1, "c": 2, "d": 3, "e": -4}"#,
+            "invalid vocab.json: token \"e\" has id -4, expected a non-negative integer",
+        ),
+        (
+            r#"["a", "b", 3, "d", "e"]"#,
+            "invalid vocab.json: entry 2 is 3, expected a string",
+        ),
+        (
+            r#""abcde""#,
+            "invalid vocab.json: expected a JSON array of token strings or an object \
+             {\"token\": id}",
+        ),
+    ];
+    for (i, (vocab, message)) in cases.into_iter().enumerate() {
+        let err = load_err(&with_vocab_json(&format!("bad-dict-{i}"), vocab));
+        assert_eq!(err.to_string(), message, "{vocab}");
+    }
+    let err = load_err(&with_vocab_json(
+        "dup-dict",
+        r#"{"a":0,"b":1,"c":1,"d":3,"e":4}"#,
+    ));
+    assert!(
+        matches!(&err, ImportError::DuplicateTokenId { id: 1, first, second, .. }
+            if first == "b" && second == "c"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_token_longer_than_a_blob_stores_is_named_by_id() {
+    let long = "x".repeat(256);
+    let vocab = serde_json::json!(["a", "b", "c", long, "e"]).to_string();
+    let err = load_err(&with_vocab_json("long-token", &vocab));
+    assert!(
+        matches!(
+            err,
+            ImportError::TokenTooLong {
+                id: 3,
+                bytes: 256,
+                cap: 255,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "vocab.json: token 3 is 256 bytes long, more than the 255 bytes a blob stores per token"
+    );
+    // 255 bytes fit.
+    let vocab = serde_json::json!(["a", "b", "c", "x".repeat(255), "e"]).to_string();
+    let loaded = load_checkpoint(&with_vocab_json("long-ok", &vocab), None).expect("load");
+    assert_eq!(loaded.vocab.map(|v| v[3].len()), Some(255));
+}
