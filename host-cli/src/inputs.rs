@@ -125,14 +125,45 @@ pub fn random_sequences(n: usize, len: usize, d_vocab: usize, seed: u64) -> Vec<
         .collect()
 }
 
+/// The most sequences a command runs (`validate --random`, `heads --seqs`, text windows).
+pub const MAX_SEQUENCES: usize = 10_000;
+
+/// The longest generated sequence (random validation and calibration sequences): a model with
+/// a longer context is measured on its first `MAX_GENERATED_LEN` positions, and longer inputs
+/// come from a file. It bounds time and memory by what is asked, not by what `n_ctx` claims.
+pub const MAX_GENERATED_LEN: usize = 512;
+
+/// The length of generated sequences for a model of context `n_ctx`, and a note to print when
+/// it is shorter than the context.
+pub fn generated_len(n_ctx: usize) -> (usize, Option<String>) {
+    let len = n_ctx.min(MAX_GENERATED_LEN);
+    let note = (len < n_ctx).then(|| {
+        format!(
+            "(generated sequences are {len} tokens long, the model's n_ctx is {n_ctx}: \
+             positions past {len} are not exercised; give a token file for longer ones)"
+        )
+    });
+    (len, note)
+}
+
+/// Refuses a count of sequences past [`MAX_SEQUENCES`] or zero, naming the flag.
+pub fn check_count(n: usize, flag: &str) -> Result<()> {
+    if n == 0 || n > MAX_SEQUENCES {
+        bail!("{flag} {n}: expected 1 to {MAX_SEQUENCES} sequences");
+    }
+    Ok(())
+}
+
 /// The sequences a model is measured on (`validate`, and with a file `heads`).
 #[derive(Clone, Debug)]
 pub enum Sequences {
     /// Token sequences, one per line (`--tokens-file`).
     TokensFile(PathBuf),
-    /// A text, tokenized with the model's vocabulary and cut into windows of `n_ctx` (`--text`).
+    /// A text, tokenized with the model's vocabulary and cut into windows of `n_ctx`, at most
+    /// [`MAX_GENERATED_LEN`] tokens (`--text`).
     Text(PathBuf),
-    /// `n` random sequences of length `n_ctx` (`--random`, `--seed`).
+    /// `n` random sequences of length `n_ctx`, at most [`MAX_GENERATED_LEN`] (`--random`,
+    /// `--seed`).
     Random {
         /// How many.
         n: usize,
@@ -159,18 +190,36 @@ impl Sequences {
                     .with_context(|| format!("cannot read {}", path.display()))?;
                 let ids = encode(vocab, &text)
                     .with_context(|| format!("cannot tokenize {}", path.display()))?;
-                let windows: Vec<Vec<u32>> = ids.chunks(cfg.n_ctx).map(|w| w.to_vec()).collect();
+                let (len, note) = generated_len(cfg.n_ctx);
+                let all = ids.len().div_ceil(len);
+                let windows: Vec<Vec<u32>> = ids
+                    .chunks(len)
+                    .take(MAX_SEQUENCES)
+                    .map(|w| w.to_vec())
+                    .collect();
                 println!(
-                    "{}: {} tokens, {} windows of up to {} tokens",
+                    "{}: {} tokens, {} windows of up to {len} tokens{}",
                     path.display(),
                     ids.len(),
                     windows.len(),
-                    cfg.n_ctx
+                    if all > windows.len() {
+                        format!(" (the first {MAX_SEQUENCES} of {all})")
+                    } else {
+                        String::new()
+                    }
                 );
+                if let Some(note) = note {
+                    println!("{note}");
+                }
                 Ok(windows)
             }
             Sequences::Random { n, seed } => {
-                Ok(random_sequences(*n, cfg.n_ctx, cfg.d_vocab, *seed))
+                check_count(*n, "--random")?;
+                let (len, note) = generated_len(cfg.n_ctx);
+                if let Some(note) = note {
+                    println!("{note}");
+                }
+                Ok(random_sequences(*n, len, cfg.d_vocab, *seed))
             }
         }
     }

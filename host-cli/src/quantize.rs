@@ -17,7 +17,7 @@ use tinylens::{Config, Model, Norm, PosEmbed};
 
 use crate::blobio::{blob_from_params, tensor};
 use crate::params::Params;
-use crate::trace::trace;
+use crate::trace::{trace_for, Attribution};
 
 /// Calibrated ranges are widened by this factor before they become int16 scales, so that
 /// inputs outside the calibration set do not saturate (int16 has bits to spare).
@@ -190,15 +190,17 @@ pub struct Ranges {
     pub ln_final: f64,
 }
 
-/// The built-in calibration set: 16 random sequences of length `n_ctx`, and 16 random
-/// half-length sequences repeated twice (the repeated-token patterns induction heads see).
+/// The built-in calibration set: 16 random sequences of length `n_ctx` (at most
+/// [`MAX_GENERATED_LEN`](crate::inputs::MAX_GENERATED_LEN)), and 16 random half-length
+/// sequences repeated twice (the repeated-token patterns induction heads see).
 pub fn default_calibration(cfg: &Config) -> Vec<Vec<u32>> {
-    let mut seqs = crate::inputs::random_sequences(16, cfg.n_ctx, cfg.d_vocab, 0xCA1B);
-    let half = cfg.n_ctx.div_ceil(2);
+    let (len, _) = crate::inputs::generated_len(cfg.n_ctx);
+    let mut seqs = crate::inputs::random_sequences(16, len, cfg.d_vocab, 0xCA1B);
+    let half = len.div_ceil(2);
     for s in crate::inputs::random_sequences(16, half, cfg.d_vocab, 0x5EED) {
         let mut twice = s.clone();
         twice.extend(&s);
-        twice.truncate(cfg.n_ctx);
+        twice.truncate(len);
         seqs.push(twice);
     }
     seqs
@@ -253,7 +255,7 @@ pub fn calibrate(params: &Params, sequences: &[Vec<u32>]) -> Result<Ranges> {
         ..Ranges::default()
     };
     for tokens in sequences {
-        let t = trace(&model, tokens)?;
+        let t = trace_for(&model, tokens, Attribution::Off)?;
         for (p, &tok) in tokens.iter().enumerate() {
             // The residual stream entering layer 0.
             let mut resid: Vec<f64> = (0..m)

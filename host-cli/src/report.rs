@@ -5,7 +5,7 @@ use anyhow::Result;
 use tinylens::{Config, Model, Norm, PosEmbed, Term};
 
 use crate::tokenize::{decode, show};
-use crate::trace::{trace, Trace};
+use crate::trace::{trace_for, Attribution, Trace};
 
 /// `2 layers x 4 heads, d_model 32, d_head 8, vocab 40, n_ctx 24, LayerNorm, standard pos`
 pub fn describe(cfg: &Config) -> String {
@@ -80,8 +80,13 @@ pub fn term_name(cfg: &Config, k: usize) -> String {
     }
 }
 
-/// The contribution of every term to `logit[token]` at the last position of `trace`.
+/// The contribution of every term to `logit[token]` at the last position of `trace`: the
+/// terms a trace with [`Attribution::Last`] recorded for this token, or a column of the tables
+/// of one with [`Attribution::Every`].
 pub fn last_position_terms(trace: &Trace, cfg: &Config, token: u32) -> Vec<f32> {
+    if trace.last_token == Some(token) {
+        return trace.last_terms.clone();
+    }
     let (l, h, v, s) = (cfg.n_layers, cfg.n_heads, cfg.d_vocab, trace.seq);
     let (p, t) = (s - 1, token as usize);
     let mut terms = vec![
@@ -120,12 +125,13 @@ pub fn print_attribution(trace: &Trace, cfg: &Config, vocab: Option<&[String]>, 
 
 /// Runs `model` on `tokens` with every hook and prints what `run` and `demo` show: the model,
 /// the prompt, the `top` next tokens, and the attribution of the first of them. Returns the
-/// trace.
+/// trace, with the attribution `dla` asks for (at least the top prediction's).
 pub fn print_prediction(
     model: &Model<'_>,
     vocab: Option<&[String]>,
     tokens: &[u32],
     top: usize,
+    dla: Attribution,
 ) -> Result<Trace> {
     let cfg = *model.config();
     println!("model: {} ({})", describe(&cfg), model.format().name());
@@ -133,7 +139,11 @@ pub fn print_prediction(
         Some(v) => println!("prompt: {:?} ({} tokens)", decode(v, tokens), tokens.len()),
         None => println!("prompt: {} tokens {:?}", tokens.len(), tokens),
     }
-    let t = trace(model, tokens)?;
+    let dla = match dla {
+        Attribution::Every => dla,
+        _ => Attribution::Last(None),
+    };
+    let t = trace_for(model, tokens, dla)?;
     let last = &t.logits[(t.seq - 1) * cfg.d_vocab..];
     print_top_k(last, vocab, top.min(cfg.d_vocab));
     let best = top_k(last, 1)[0];

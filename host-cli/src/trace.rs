@@ -1,15 +1,38 @@
 //! Runs the kernel over a sequence and records every activation TransformerLens would cache,
-//! plus the direct logit attribution at every position. This is what `run --out` writes and
-//! what `validate` compares against the float reference.
+//! plus the direct logit attribution at every position, at the last one, or none
+//! ([`Attribution`]): what is asked for, and no more. This is what `run --out` writes and what
+//! `validate` compares against the float reference.
 
 use anyhow::{anyhow, Result};
-use tinylens::{Config, Decoder, Hooks, LnConvention, Model, Norm, Term};
+use tinylens::{Config, Decoder, Hooks, LnConvention, Model, Norm, Target, Term};
 
-/// Activations of one sequence, named and shaped as TransformerLens' hooks.
+/// The largest trace tinylens records, in bytes: past it a run is refused with its size
+/// rather than left to exhaust the memory.
+pub const MAX_TRACE_BYTES: u64 = 2 << 30;
+
+/// What attribution a trace records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attribution {
+    /// Every term of every logit at every position: the `dla.*` tensors (`run --out`,
+    /// `validate`).
+    Every,
+    /// Every term of one logit at the last position: this token's, or with `None` the top
+    /// prediction's (what `run` prints). Needs no `[terms, d_vocab]` table.
+    Last(Option<u32>),
+    /// None (attention pages, calibration).
+    Off,
+}
+
+/// Activations of one sequence, named and shaped as TransformerLens' hooks. The `dla.*`
+/// tensors are recorded with [`Attribution::Every`] and empty otherwise.
 #[derive(Clone, Debug, Default)]
 pub struct Trace {
     /// Sequence length.
     pub seq: usize,
+    /// With [`Attribution::Last`]: the token whose logit at the last position is split.
+    pub last_token: Option<u32>,
+    /// With [`Attribution::Last`]: its terms, `[Term::count]`, in [`Term::nth`] order.
+    pub last_terms: Vec<f32>,
     /// `logits`: `[seq, d_vocab]`
     pub logits: Vec<f32>,
     /// Per layer `blocks.{l}.attn.hook_pattern`: `[n_heads, seq, seq]`
@@ -65,8 +88,31 @@ impl Hooks for Recorder<'_> {
     }
 }
 
-/// Runs `model` over `tokens` with the kernel, one step per token.
+/// Runs `model` over `tokens` with the kernel, one step per token, recording the attribution
+/// of every position.
 pub fn trace(model: &Model<'_>, tokens: &[u32]) -> Result<Trace> {
+    trace_for(model, tokens, Attribution::Every)
+}
+
+/// The bytes a trace of `seq` tokens takes under `cfg`, with the attribution of `rows`
+/// positions.
+pub fn trace_bytes(cfg: &Config, seq: usize, rows: usize) -> u64 {
+    let (l, h, m, d, v) = (
+        cfg.n_layers as u64,
+        cfg.n_heads as u64,
+        cfg.d_model as u64,
+        cfg.d_head as u64,
+        cfg.d_vocab as u64,
+    );
+    let (s, r) = (seq as u64, rows as u64);
+    let hooks = s * v + l * (h * s * s + s * h * d + s * h * m + s * m);
+    let dla = r * v * (2 + 2 * l * h + l) + v;
+    4 * (hooks + dla)
+}
+
+/// [`trace`], recording the attribution of the positions `dla` names. Refuses a trace larger
+/// than [`MAX_TRACE_BYTES`], naming its size.
+pub fn trace_for(model: &Model<'_>, tokens: &[u32], dla: Attribution) -> Result<Trace> {
     let cfg = *model.config();
     let (l, h, m, d, v) = (
         cfg.n_layers,
@@ -85,8 +131,32 @@ pub fn trace(model: &Model<'_>, tokens: &[u32]) -> Result<Trace> {
             cfg.n_ctx
         ));
     }
+    if let Attribution::Last(Some(t)) = dla {
+        if t as usize >= v {
+            return Err(anyhow!(
+                "token {t} is out of range: the model has d_vocab = {v}"
+            ));
+        }
+    }
+    let r = if dla == Attribution::Every { seq } else { 0 };
+    let bytes = trace_bytes(&cfg, seq, r);
+    if bytes > MAX_TRACE_BYTES {
+        return Err(anyhow!(
+            "recording {seq} tokens of this model ({} heads, vocab {v}){} takes {} MiB, more \
+             than the {} MiB tinylens allows: give fewer tokens{}",
+            l * h,
+            if r > 1 {
+                " with the attribution of every position"
+            } else {
+                ""
+            },
+            bytes >> 20,
+            MAX_TRACE_BYTES >> 20,
+            if r > 0 { ", or leave out --out" } else { "" }
+        ));
+    }
     if model.format() == tinylens::NumberFormat::Int {
-        return trace_int(model, tokens);
+        return trace_int(model, tokens, dla);
     }
     let mut arena = vec![0.0f32; cfg.state_len()];
     let mut dec = Decoder::new(model, &mut arena)?;
@@ -94,19 +164,21 @@ pub fn trace(model: &Model<'_>, tokens: &[u32]) -> Result<Trace> {
     let n_terms = Term::count(&cfg);
     let mut t = Trace {
         seq,
+        last_token: None,
+        last_terms: Vec::new(),
         logits: vec![0.0; seq * v],
         pattern: vec![vec![0.0; h * seq * seq]; l],
         z: vec![vec![0.0; seq * h * d]; l],
         result: vec![vec![0.0; seq * h * m]; l],
         resid_post: vec![vec![0.0; seq * m]; l],
-        dla_direct_embed: vec![0.0; seq * v],
-        dla_direct_pos: vec![0.0; seq * v],
-        dla_heads: vec![0.0; l * h * seq * v],
-        dla_bias_b_o: vec![0.0; l * seq * v],
-        dla_bias_const: vec![0.0; v],
-        dla_heads_tl: has_ln.then(|| vec![0.0; l * h * seq * v]),
+        dla_direct_embed: vec![0.0; r * v],
+        dla_direct_pos: vec![0.0; r * v],
+        dla_heads: vec![0.0; l * h * r * v],
+        dla_bias_b_o: vec![0.0; l * r * v],
+        dla_bias_const: vec![0.0; if r > 0 { v } else { 0 }],
+        dla_heads_tl: (has_ln && r > 0).then(|| vec![0.0; l * h * r * v]),
     };
-    let mut table = vec![0.0f32; n_terms * v];
+    let mut table = vec![0.0f32; if r > 0 { n_terms * v } else { 0 }];
     for (p, &token) in tokens.iter().enumerate() {
         let mut rec = Recorder {
             cfg,
@@ -116,6 +188,7 @@ pub fn trace(model: &Model<'_>, tokens: &[u32]) -> Result<Trace> {
         };
         let logits = dec.step_with(token, &mut rec)?;
         t.logits[p * v..(p + 1) * v].copy_from_slice(logits);
+        let logits = &t.logits[p * v..(p + 1) * v];
         for layer in 0..l {
             for head in 0..h {
                 let row = dec.pattern(layer, head)?;
@@ -125,54 +198,80 @@ pub fn trace(model: &Model<'_>, tokens: &[u32]) -> Result<Trace> {
                 t.z[layer][at..at + d].copy_from_slice(dec.z(layer, head)?);
             }
         }
+        if p + 1 == seq {
+            if let Attribution::Last(token) = dla {
+                let token = token.unwrap_or_else(|| top_1(logits));
+                t.last_terms = vec![0.0; n_terms];
+                dec.attribute(Target::Token(token), LnConvention::Exact, &mut t.last_terms)?;
+                t.last_token = Some(token);
+            }
+        }
+        if r == 0 {
+            continue;
+        }
+        let q = p;
         dec.attribution_table(LnConvention::Exact, &mut table)?;
         let row = |k: usize| &table[k * v..(k + 1) * v];
-        t.dla_direct_embed[p * v..(p + 1) * v].copy_from_slice(row(0));
-        t.dla_direct_pos[p * v..(p + 1) * v].copy_from_slice(row(1));
+        t.dla_direct_embed[q * v..(q + 1) * v].copy_from_slice(row(0));
+        t.dla_direct_pos[q * v..(q + 1) * v].copy_from_slice(row(1));
         for k in 0..l * h {
-            t.dla_heads[(k * seq + p) * v..][..v].copy_from_slice(row(2 + k));
+            t.dla_heads[(k * r + q) * v..][..v].copy_from_slice(row(2 + k));
         }
         for layer in 0..l {
-            t.dla_bias_b_o[(layer * seq + p) * v..][..v].copy_from_slice(row(2 + l * h + layer));
+            t.dla_bias_b_o[(layer * r + q) * v..][..v].copy_from_slice(row(2 + l * h + layer));
         }
         t.dla_bias_const.copy_from_slice(row(n_terms - 1));
         if let Some(tl) = t.dla_heads_tl.as_mut() {
             dec.attribution_table(LnConvention::TransformerLens, &mut table)?;
             for k in 0..l * h {
-                tl[(k * seq + p) * v..][..v].copy_from_slice(&table[(2 + k) * v..][..v]);
+                tl[(k * r + q) * v..][..v].copy_from_slice(&table[(2 + k) * v..][..v]);
             }
         }
     }
     Ok(t)
 }
 
+/// The top prediction: the largest logit, the lowest id among equals (as `report::top_k`).
+fn top_1(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in logits.iter().enumerate() {
+        if x.total_cmp(&logits[best]).is_gt() {
+            best = i;
+        }
+    }
+    best as u32
+}
+
 /// [`trace`] of an `int` blob: the integer decoder's logits (Q16.16), patterns (Q15) and
 /// attribution (Q16.16, exact LayerNorm split), converted to `f32` for comparison and display.
 /// `z`, `hook_result` and `hook_resid_post` stay integers at scales the blob does not record,
 /// so they are left empty, and there is no `dla.heads_tl`.
-pub fn trace_int(model: &Model<'_>, tokens: &[u32]) -> Result<Trace> {
+fn trace_int(model: &Model<'_>, tokens: &[u32], dla: Attribution) -> Result<Trace> {
     let cfg = *model.config();
     let (l, h, v) = (cfg.n_layers, cfg.n_heads, cfg.d_vocab);
     let seq = tokens.len();
+    let r = if dla == Attribution::Every { seq } else { 0 };
     let unit = (1u64 << tinylens::forward_int::LOGIT_FRAC_BITS) as f32;
     let mut arena = vec![0i32; cfg.int_state_len()];
     let mut dec = tinylens::IntDecoder::new(model, &mut arena)?;
     let n_terms = Term::count(&cfg);
     let mut t = Trace {
         seq,
+        last_token: None,
+        last_terms: Vec::new(),
         logits: vec![0.0; seq * v],
         pattern: vec![vec![0.0; h * seq * seq]; l],
         z: vec![Vec::new(); l],
         result: vec![Vec::new(); l],
         resid_post: vec![Vec::new(); l],
-        dla_direct_embed: vec![0.0; seq * v],
-        dla_direct_pos: vec![0.0; seq * v],
-        dla_heads: vec![0.0; l * h * seq * v],
-        dla_bias_b_o: vec![0.0; l * seq * v],
-        dla_bias_const: vec![0.0; v],
+        dla_direct_embed: vec![0.0; r * v],
+        dla_direct_pos: vec![0.0; r * v],
+        dla_heads: vec![0.0; l * h * r * v],
+        dla_bias_b_o: vec![0.0; l * r * v],
+        dla_bias_const: vec![0.0; if r > 0 { v } else { 0 }],
         dla_heads_tl: None,
     };
-    let mut table = vec![0i32; n_terms * v];
+    let mut table = vec![0i32; if r > 0 { n_terms * v } else { 0 }];
     for (p, &token) in tokens.iter().enumerate() {
         let logits = dec.step(token)?;
         for (o, &x) in t.logits[p * v..(p + 1) * v].iter_mut().zip(logits) {
@@ -187,17 +286,30 @@ pub fn trace_int(model: &Model<'_>, tokens: &[u32]) -> Result<Trace> {
                 }
             }
         }
+        if p + 1 == seq {
+            if let Attribution::Last(token) = dla {
+                let token = token.unwrap_or_else(|| top_1(&t.logits[p * v..(p + 1) * v]));
+                let mut terms = vec![0i32; n_terms];
+                dec.attribute(Target::Token(token), LnConvention::Exact, &mut terms)?;
+                t.last_terms = terms.iter().map(|&x| x as f32 / unit).collect();
+                t.last_token = Some(token);
+            }
+        }
+        if r == 0 {
+            continue;
+        }
+        let q = p;
         dec.attribution_table(LnConvention::Exact, &mut table)?;
         let row = |k: usize| table[k * v..(k + 1) * v].iter().map(|&x| x as f32 / unit);
         let put = |dst: &mut [f32], k: usize| dst.iter_mut().zip(row(k)).for_each(|(o, x)| *o = x);
-        put(&mut t.dla_direct_embed[p * v..(p + 1) * v], 0);
-        put(&mut t.dla_direct_pos[p * v..(p + 1) * v], 1);
+        put(&mut t.dla_direct_embed[q * v..(q + 1) * v], 0);
+        put(&mut t.dla_direct_pos[q * v..(q + 1) * v], 1);
         for k in 0..l * h {
-            put(&mut t.dla_heads[(k * seq + p) * v..][..v], 2 + k);
+            put(&mut t.dla_heads[(k * r + q) * v..][..v], 2 + k);
         }
         for layer in 0..l {
             put(
-                &mut t.dla_bias_b_o[(layer * seq + p) * v..][..v],
+                &mut t.dla_bias_b_o[(layer * r + q) * v..][..v],
                 2 + l * h + layer,
             );
         }
@@ -209,6 +321,11 @@ pub fn trace_int(model: &Model<'_>, tokens: &[u32]) -> Result<Trace> {
 /// Writes a trace as safetensors, tensor names as TransformerLens hooks (see `run --out`).
 pub fn write_safetensors(trace: &Trace, cfg: &Config, path: &std::path::Path) -> Result<()> {
     use safetensors::tensor::{Dtype, TensorView};
+    if trace.dla_bias_const.is_empty() {
+        return Err(anyhow!(
+            "this trace holds no attribution table: trace with Attribution::Every to write it"
+        ));
+    }
     let (l, h, m, d, v, s) = (
         cfg.n_layers,
         cfg.n_heads,

@@ -10,7 +10,7 @@ use crate::analysis::plot::attention::{page, Patterns};
 use crate::inputs::{generate, vocab_of};
 use crate::report::{last_position_terms, print_prediction, term_name, top_k};
 use crate::tokenize::{decode, show};
-use crate::trace::Trace;
+use crate::trace::{Attribution, Trace};
 
 /// The demo model, embedded in the binary: `models/demo-2l` as an f32 blob.
 pub const DEMO_BLOB: &[u8] = include_bytes!("../../assets/demo.tlb");
@@ -93,7 +93,7 @@ pub fn story_demo(model: &Model<'_>, prompt: &str, html: &Path) -> Result<()> {
     let cfg = *model.config();
     let vocab = vocab_of(model).unwrap_or_default();
     let tokens = crate::inputs::tokens_of(model, &crate::inputs::Input::Prompt(prompt.into()))?;
-    let t = print_prediction(model, Some(&vocab), &tokens, 5)?;
+    let t = print_prediction(model, Some(&vocab), &tokens, 5, Attribution::Last(None))?;
     let best = top_k(&t.logits[(t.seq - 1) * cfg.d_vocab..], 1)[0];
     let d = driving_head(&t, &cfg, best);
     let context = |p: usize| -> String {

@@ -3,12 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::analysis::heads::{heads, heads_tensors, print_heads, repeated_sequences, HeadsReport};
 use crate::analysis::write_tensors;
 use crate::blobio::load_model;
-use crate::inputs::{check_sequences, read_tokens_file};
+use crate::inputs::{check_count, check_sequences, read_tokens_file};
 use crate::params::Params;
 use crate::report::describe;
 
@@ -17,7 +17,7 @@ use crate::report::describe;
 pub struct Args {
     /// A .tlb blob or a .safetensors checkpoint.
     pub model: PathBuf,
-    /// Number of repeated random sequences.
+    /// Number of repeated random sequences (at most 10000).
     #[arg(long, default_value_t = 8)]
     pub seqs: usize,
     /// Seed of the random sequences.
@@ -71,9 +71,7 @@ pub fn head_sequences(
         return Ok(seqs);
     }
     let half = (c.n_ctx.saturating_sub(1) / 2).clamp(1, MAX_HALF);
-    if n == 0 {
-        bail!("--seqs must be at least 1");
-    }
+    check_count(n, "--seqs")?;
     Ok(repeated_sequences(n, half, c.d_vocab, seed))
 }
 

@@ -14,7 +14,7 @@ use crate::files::write;
 use crate::inputs::{tokens_of, vocab_of};
 use crate::report::{last_position_terms, term_name, top_k};
 use crate::tokenize::{parse_ids, show};
-use crate::trace::trace;
+use crate::trace::{trace_for, Attribution};
 
 /// Pictures: attention (HTML page and SVG heatmaps), attribution bars, head score grids.
 #[derive(clap::Args)]
@@ -74,7 +74,7 @@ pub struct AttributionArgs {
 pub struct HeadsArgs {
     /// A .tlb blob or a .safetensors checkpoint.
     pub model: PathBuf,
-    /// Number of repeated random sequences.
+    /// Number of repeated random sequences (at most 10000).
     #[arg(long, default_value_t = 8)]
     pub seqs: usize,
     /// Seed of the random sequences.
@@ -112,7 +112,7 @@ fn attention(a: AttentionArgs) -> Result<()> {
             None => format!("#{t}"),
         })
         .collect();
-    let t = trace(&model, &tokens)?;
+    let t = trace_for(&model, &tokens, Attribution::Off)?;
     let patterns = Patterns {
         tokens: &texts,
         n_layers: cfg.n_layers,
@@ -154,11 +154,9 @@ fn attribution(a: AttributionArgs) -> Result<()> {
     let tokens = tokens_of(&model, &a.input.input())?;
     let cfg = *model.config();
     let vocab = vocab_of(&model);
-    let t = trace(&model, &tokens)?;
-    let last = &t.logits[(t.seq - 1) * cfg.d_vocab..];
-    let target = match a.token.as_deref() {
-        None => top_k(last, 1)[0],
-        Some(text) => match &vocab {
+    let given = match a.token.as_deref() {
+        None => None,
+        Some(text) => Some(match &vocab {
             Some(v) => match v.iter().position(|x| x == text) {
                 Some(i) => i as u32,
                 None => text
@@ -172,14 +170,17 @@ fn attribution(a: AttributionArgs) -> Result<()> {
                     })?,
             },
             None => parse_ids(text)?[0],
-        },
+        }),
     };
-    if target as usize >= cfg.d_vocab {
+    if let Some(target) = given.filter(|&t| t as usize >= cfg.d_vocab) {
         bail!(
             "token {target} is out of range: the model has d_vocab = {}",
             cfg.d_vocab
         );
     }
+    let t = trace_for(&model, &tokens, Attribution::Last(given))?;
+    let last = &t.logits[(t.seq - 1) * cfg.d_vocab..];
+    let target = given.unwrap_or_else(|| top_k(last, 1)[0]);
     let terms = last_position_terms(&t, &cfg, target);
     let items: Vec<(String, f32)> = terms
         .iter()

@@ -7,7 +7,7 @@ use tinylens::blob::NumberFormat;
 
 use crate::files::{refuse_overwrite, write};
 use crate::import::load_checkpoint;
-use crate::inputs::read_tokens_file;
+use crate::inputs::{check_count, generated_len, read_tokens_file};
 use crate::quantize::quantize_params;
 use crate::report::describe;
 
@@ -55,9 +55,19 @@ pub fn run(args: Args) -> Result<()> {
     let params = load_checkpoint(&args.input, args.config.as_deref())
         .with_context(|| format!("cannot import {}", args.input.display()))?;
     let calibration = match &args.calibrate {
-        Some(path) => Some(read_tokens_file(path)?),
+        Some(path) => {
+            let seqs = read_tokens_file(path)?;
+            check_count(seqs.len(), "--calibrate with sequences:")
+                .with_context(|| format!("in {}", path.display()))?;
+            Some(seqs)
+        }
         None => None,
     };
+    if number_format == NumberFormat::Int && calibration.is_none() {
+        if let (_, Some(note)) = generated_len(params.config.n_ctx) {
+            println!("calibration {note}");
+        }
+    }
     let bytes = quantize_params(&params, number_format, calibration.as_deref())
         .with_context(|| format!("cannot quantize {} to {format}", args.input.display()))?;
     write(&args.output, &bytes)?;

@@ -7,7 +7,7 @@ use anyhow::Result;
 use crate::blobio::load_model;
 use crate::inputs::{tokens_of, vocab_of};
 use crate::report::print_prediction;
-use crate::trace::write_safetensors;
+use crate::trace::{write_safetensors, Attribution};
 
 /// Run a model (.tlb or .safetensors) with the kernel: top next tokens and attribution.
 #[derive(clap::Args)]
@@ -31,7 +31,11 @@ pub fn run(args: Args) -> Result<()> {
     let loaded = load_model(&args.model, args.config.config.as_deref())?;
     let model = loaded.model()?;
     let tokens = tokens_of(&model, &args.input.input())?;
-    let t = print_prediction(&model, vocab_of(&model).as_deref(), &tokens, args.top)?;
+    let dla = match args.out {
+        Some(_) => Attribution::Every,
+        None => Attribution::Last(None),
+    };
+    let t = print_prediction(&model, vocab_of(&model).as_deref(), &tokens, args.top, dla)?;
     if let Some(path) = &args.out {
         write_safetensors(&t, model.config(), path)?;
         println!(

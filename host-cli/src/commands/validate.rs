@@ -9,7 +9,7 @@ use clap::ArgGroup;
 use crate::blobio::load_model;
 use crate::import::load_checkpoint;
 use crate::inputs::{vocab_of, Sequences};
-use crate::validate::validate;
+use crate::validate::{validate_with, Tolerances};
 
 /// Compare the kernel running a blob with an independent f64 reference on a checkpoint.
 #[derive(clap::Args)]
@@ -26,7 +26,8 @@ pub struct Args {
     /// tokens.
     #[arg(long)]
     pub text: Option<PathBuf>,
-    /// Number of random sequences of length n_ctx (default 8).
+    /// Number of random sequences of length n_ctx, at most 512 tokens each (default 8, at
+    /// most 10000).
     #[arg(long)]
     pub random: Option<usize>,
     /// Seed for the random sequences.
@@ -35,6 +36,10 @@ pub struct Args {
     /// A TransformerLens config.json for the checkpoint.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Override one tolerance, NAME=VALUE (repeatable). Names: logit, pattern, top1 (f32);
+    /// kl (every format); clear-top1, logit-range, attr-range (quantized formats).
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub tolerance: Vec<String>,
 }
 
 impl Args {
@@ -61,7 +66,8 @@ pub fn run(args: Args) -> Result<()> {
     let sequences = args
         .sequences()
         .load(model.config(), vocab_of(&model).as_deref())?;
-    let report = validate(&params, &model, &sequences)?;
+    let tolerances = Tolerances::for_format(model.format()).with_overrides(&args.tolerance)?;
+    let report = validate_with(&params, &model, &sequences, tolerances)?;
     report.print();
     if !report.passed() {
         bail!(
