@@ -1114,8 +1114,28 @@ pub(crate) fn check_token_lengths(vocab: &[String], file: &'static str) -> Resul
 // Public entry points
 // ------------------------------------------------------------------------------------------------
 
+/// The text of a checkpoint's vocabulary file, by its kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VocabFile<'a> {
+    /// `vocab.json`: a JSON array of token strings, or a `{"token": id}` map.
+    VocabJson(&'a str),
+    /// A HuggingFace `tokenizer.json` (see [`crate::hf::vocab_from_tokenizer_json`]).
+    TokenizerJson(&'a str),
+}
+
+/// A loaded checkpoint, and what the user should be told about it (config keys ignored, how
+/// the device encodes with an imported tokenizer's vocabulary, ...), one line each.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loaded {
+    /// The model.
+    pub params: Params,
+    /// Warnings to show the user, each a full sentence naming its file.
+    pub notes: Vec<String>,
+}
+
 /// Loads a checkpoint from memory: the bytes of `model.safetensors`, and the texts of
-/// `config.json` and `vocab.json` if there are any.
+/// `config.json` and `vocab.json` if there are any. The notes of
+/// [`load_checkpoint_bytes_noted`] are dropped.
 ///
 /// Without `config_json` everything is inferred from the tensors: LayerNorm iff `ln_final.w`
 /// exists (eps 1e-5), a standard positional embedding iff `pos_embed.W_pos` exists. Note that
@@ -1126,6 +1146,16 @@ pub fn load_checkpoint_bytes(
     config_json: Option<&str>,
     vocab_json: Option<&str>,
 ) -> Result<Params, ImportError> {
+    let vocab = vocab_json.map(VocabFile::VocabJson);
+    load_checkpoint_bytes_noted(st_bytes, config_json, vocab).map(|loaded| loaded.params)
+}
+
+/// [`load_checkpoint_bytes`] with any vocabulary file, returning the notes for the user too.
+pub fn load_checkpoint_bytes_noted(
+    st_bytes: &[u8],
+    config_json: Option<&str>,
+    vocab: Option<VocabFile<'_>>,
+) -> Result<Loaded, ImportError> {
     let st = parse_safetensors(st_bytes)?;
     let json = match config_json {
         Some(text) => parse_config_json(text)?,
@@ -1150,10 +1180,18 @@ pub fn load_checkpoint_bytes(
     let config = infer_config(&st, &json, max_layer, has_rotary)?;
     check_tensor_names(&names, &config)?;
     let mut params = read_params(&st, &config)?;
-    params.vocab = vocab_json
-        .map(|text| parse_vocab(text, config.d_vocab))
-        .transpose()?;
-    Ok(params)
+    let mut notes = Vec::new();
+    params.vocab = match vocab {
+        None => None,
+        Some(VocabFile::VocabJson(text)) => Some(parse_vocab(text, config.d_vocab)?),
+        Some(VocabFile::TokenizerJson(text)) => {
+            let imported = crate::hf::vocab_from_tokenizer_json(text, config.d_vocab)?;
+            check_token_lengths(&imported.tokens, "tokenizer.json")?;
+            notes.extend(imported.notes);
+            Some(imported.tokens)
+        }
+    };
+    Ok(Loaded { params, notes })
 }
 
 /// Reads a whole file, naming it on failure.
@@ -1174,12 +1212,26 @@ fn read_text(path: &Path) -> Result<String, ImportError> {
     })
 }
 
-/// Loads a TransformerLens checkpoint from `path` (a `.safetensors` file).
+/// Loads a TransformerLens checkpoint from `path` (a `.safetensors` file), printing its
+/// notes (see [`load_checkpoint_noted`]) to stderr as `warning: ...` lines.
 ///
 /// The configuration comes from `config_path` if given, else from `config.json` beside the
 /// checkpoint if it exists, else from the tensor shapes alone (see [`load_checkpoint_bytes`]).
-/// A `vocab.json` beside the checkpoint, if present, becomes [`Params::vocab`].
+/// A `vocab.json` beside the checkpoint, or else a HuggingFace `tokenizer.json`, becomes
+/// [`Params::vocab`].
 pub fn load_checkpoint(path: &Path, config_path: Option<&Path>) -> Result<Params, ImportError> {
+    let loaded = load_checkpoint_noted(path, config_path)?;
+    for note in &loaded.notes {
+        eprintln!("warning: {note}");
+    }
+    Ok(loaded.params)
+}
+
+/// [`load_checkpoint`] returning the notes for the caller to show instead of printing them.
+pub fn load_checkpoint_noted(
+    path: &Path,
+    config_path: Option<&Path>,
+) -> Result<Loaded, ImportError> {
     let st_bytes = read_file(path)?;
     let beside_config = path.with_file_name("config.json");
     let config_json = match config_path {
@@ -1188,12 +1240,19 @@ pub fn load_checkpoint(path: &Path, config_path: Option<&Path>) -> Result<Params
         None => None,
     };
     let vocab_path = path.with_file_name("vocab.json");
-    let vocab_json = if vocab_path.is_file() {
-        Some(read_text(&vocab_path)?)
+    let tokenizer_path = path.with_file_name("tokenizer.json");
+    let (vocab_text, is_tokenizer) = if vocab_path.is_file() {
+        (Some(read_text(&vocab_path)?), false)
+    } else if tokenizer_path.is_file() {
+        (Some(read_text(&tokenizer_path)?), true)
     } else {
-        None
+        (None, false)
     };
-    load_checkpoint_bytes(&st_bytes, config_json.as_deref(), vocab_json.as_deref())
+    let vocab = vocab_text.as_deref().map(|text| match is_tokenizer {
+        true => VocabFile::TokenizerJson(text),
+        false => VocabFile::VocabJson(text),
+    });
+    load_checkpoint_bytes_noted(&st_bytes, config_json.as_deref(), vocab)
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -274,3 +274,154 @@ fn a_token_longer_than_a_blob_stores_is_named_by_id() {
     let loaded = load_checkpoint(&with_vocab_json("long-ok", &vocab), None).expect("load");
     assert_eq!(loaded.vocab.map(|v| v[3].len()), Some(255));
 }
+
+// ------------------------------------------------------------------------------------------------
+// 3. A HuggingFace tokenizer.json
+// ------------------------------------------------------------------------------------------------
+
+/// `tiny_checkpoint(tag)` with `tokenizer` written as its `tokenizer.json` (and no vocab.json).
+fn with_tokenizer(tag: &str, tokenizer: &serde_json::Value) -> PathBuf {
+    let path = tiny_checkpoint(tag);
+    let text = tokenizer.to_string();
+    std::fs::write(path.with_file_name("tokenizer.json"), text).expect("write tokenizer.json");
+    path
+}
+
+/// A GPT-2 style byte-level BPE tokenizer of five tokens: `a`, `Ġb` (" b"), `Ã©` ("é"),
+/// `âĢ` (the first two bytes of a three-byte character) and the special `<|endoftext|>`.
+fn byte_level_tokenizer() -> serde_json::Value {
+    serde_json::json!({
+        "version": "1.0",
+        "added_tokens": [{"id": 4, "content": "<|endoftext|>", "special": true}],
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true},
+        "model": {
+            "type": "BPE",
+            "vocab": {"a": 0, "\u{120}b": 1, "\u{c3}\u{a9}": 2, "\u{e2}\u{122}": 3},
+            "merges": ["\u{120} b", "\u{c3} \u{a9}", "\u{e2} \u{122}"]
+        }
+    })
+}
+
+#[test]
+fn a_byte_level_tokenizer_json_becomes_text_tokens_with_a_note() {
+    let path = with_tokenizer("bpe", &byte_level_tokenizer());
+    let loaded = tinylens_cli::import::load_checkpoint_noted(&path, None).expect("load");
+    let expected: Vec<String> = ["a", " b", "é", "<0xE2><0x80>", "<|endoftext|>"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(loaded.params.vocab, Some(expected));
+    assert_eq!(
+        loaded.notes,
+        [
+            "tokenizer.json: the blob carries the BPE model's 4 tokens as text; encoding on the \
+             device is greedy longest match over them and ignores its 3 merges, which is exact \
+             for a character-level vocabulary and an approximation for BPE: prompts may split \
+             into other ids than the tokenizer gives",
+            "tokenizer.json: 1 tokens are pieces of multi-byte characters, not text; the blob \
+             has their bytes escaped as <0xNN> (the first is token 3, \"<0xE2><0x80>\")",
+        ]
+    );
+    // A vocab.json beside it wins.
+    std::fs::write(
+        path.with_file_name("vocab.json"),
+        r#"["q","r","s","t","u"]"#,
+    )
+    .expect("write");
+    let loaded = tinylens_cli::import::load_checkpoint_noted(&path, None).expect("load");
+    assert_eq!(
+        loaded.params.vocab.map(|v| v.concat()),
+        Some("qrstu".to_string())
+    );
+    assert!(loaded.notes.is_empty(), "{:?}", loaded.notes);
+}
+
+#[test]
+fn sentencepiece_and_wordpiece_tokenizers_decode_their_markers() {
+    let unigram = serde_json::json!({
+        "model": {"type": "Unigram", "vocab": [
+            ["<unk>", 0.0], ["\u{2581}the", -1.0], ["s", -2.0], ["<0x0A>", 0.0], ["<0xE2>", 0.0]
+        ]},
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": "\u{2581}"}, "content": " "},
+            {"type": "ByteFallback"}, {"type": "Fuse"},
+            {"type": "Strip", "content": " ", "start": 1, "stop": 0}
+        ]}
+    });
+    let loaded = load_checkpoint(&with_tokenizer("unigram", &unigram), None).expect("load");
+    let expected: Vec<String> = ["<unk>", " the", "s", "\n", "<0xE2>"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(loaded.vocab, Some(expected));
+
+    let wordpiece = serde_json::json!({
+        "model": {"type": "WordPiece", "continuing_subword_prefix": "##",
+                  "vocab": {"[UNK]": 0, "play": 1, "##ing": 2, "a": 3, "##b": 4}},
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true}
+    });
+    let loaded = load_checkpoint(&with_tokenizer("wordpiece", &wordpiece), None).expect("load");
+    let expected: Vec<String> = ["[UNK]", "play", "ing", "a", "b"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(loaded.vocab, Some(expected));
+}
+
+#[test]
+fn a_bad_tokenizer_json_is_refused_by_name() {
+    let mut outside = byte_level_tokenizer();
+    outside["model"]["vocab"] = serde_json::json!({"a": 0, "b": 1, "c": 2, "\u{20ac}": 3});
+    let mut short = byte_level_tokenizer();
+    short["added_tokens"] = serde_json::json!([]);
+    let mut clash = byte_level_tokenizer();
+    clash["model"]["vocab"]["x"] = serde_json::json!(2);
+    let cases = [
+        (
+            outside,
+            "invalid tokenizer.json: token 3 \"€\" has '€', which is not a byte-level BPE \
+             character (the decoder is ByteLevel)",
+        ),
+        (
+            short,
+            "tokenizer.json has no token with id 4 (the model has d_vocab = 5: every id 0..5 \
+             needs one)",
+        ),
+        (
+            serde_json::json!({"version": "1.0"}),
+            "invalid tokenizer.json: no \"model\" object",
+        ),
+    ];
+    for (i, (tokenizer, message)) in cases.into_iter().enumerate() {
+        let err = load_err(&with_tokenizer(&format!("bad-tokenizer-{i}"), &tokenizer));
+        assert_eq!(err.to_string(), message);
+    }
+    // Which of the two comes first depends on the JSON map's order.
+    let err = load_err(&with_tokenizer("clash", &clash)).to_string();
+    assert!(
+        [
+            "tokenizer.json gives id 2 to two tokens, \"é\" and \"x\"",
+            "tokenizer.json gives id 2 to two tokens, \"x\" and \"é\"",
+        ]
+        .contains(&err.as_str()),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_tokenizer_note_reaches_the_user_through_inspect() {
+    let path = with_tokenizer("bpe-cli", &byte_level_tokenizer());
+    let out = Command::new(env!("CARGO_BIN_EXE_tinylens"))
+        .args(["inspect", path.to_str().expect("utf-8 path")])
+        .output()
+        .expect("run tinylens");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: tokenizer.json: the blob carries the BPE model's 4 tokens"),
+        "{stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("vocab:     5 tokens"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
