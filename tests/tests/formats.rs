@@ -6,9 +6,9 @@ use tinylens::blob::CRC32;
 use tinylens::writer::AlignedBytes;
 use tinylens::{Decoder, Error, IntDecoder, LnConvention, Model, NumberFormat, Target, Term};
 use tinylens_cli::import::load_checkpoint;
+use tinylens_cli::inputs::random_sequences;
 use tinylens_cli::params::Params;
 use tinylens_cli::quantize::{calibrate, quantize_params};
-use tinylens_cli::inputs::random_sequences;
 
 fn params(name: &str) -> Params {
     let dir = tinylens_tests::fixtures_dir().join(name);

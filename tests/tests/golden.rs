@@ -12,8 +12,8 @@ use tinylens::blob::CRC32;
 use tinylens::writer::AlignedBytes;
 use tinylens::{IntDecoder, LnConvention, Model, NumberFormat, Target, Term};
 use tinylens_cli::import::load_checkpoint;
-use tinylens_cli::quantize::quantize_params;
 use tinylens_cli::inputs::random_sequences;
+use tinylens_cli::quantize::quantize_params;
 
 /// The fixtures that get golden files: LayerNorm, no norm, shortformer positions.
 const MODELS: [&str; 3] = ["l2_ln", "l1_nonorm", "l2_shortformer_ln"];
