@@ -393,3 +393,154 @@ fn quantized_formats_end_to_end() {
         "--calibrate sets activation ranges of the int format only",
     );
 }
+
+/// A valid blob of a model that is small in flash and huge in activations: 1000 heads and a
+/// vocabulary of 100000 (3.2 MB as f32).
+fn wide_blob() -> PathBuf {
+    use tinylens_cli::params::{LayerParams, Params};
+    let (h, m, d, v) = (1000, 4, 1, 100_000);
+    let cfg = tinylens::Config {
+        n_layers: 1,
+        n_heads: h,
+        d_model: m,
+        d_head: d,
+        d_vocab: v,
+        n_ctx: 32,
+        norm: tinylens::Norm::None,
+        pos: tinylens::PosEmbed::Standard,
+    };
+    let ramp = |n: usize| {
+        (0..n)
+            .map(|i| ((i % 7) as f32 - 3.0) * 0.1)
+            .collect::<Vec<_>>()
+    };
+    let params = Params {
+        config: cfg,
+        vocab: None,
+        w_e: ramp(v * m),
+        w_pos: Some(ramp(cfg.n_ctx * m)),
+        layers: vec![LayerParams {
+            ln1: None,
+            w_q: ramp(h * m * d),
+            w_k: ramp(h * m * d),
+            w_v: ramp(h * m * d),
+            b_q: vec![0.0; h * d],
+            b_k: vec![0.0; h * d],
+            b_v: vec![0.0; h * d],
+            w_o: ramp(h * d * m),
+            b_o: vec![0.0; m],
+        }],
+        ln_final: None,
+        w_u: ramp(m * v),
+        b_u: vec![0.0; v],
+    };
+    let path = tmp("wide.tlb");
+    let bytes = tinylens_cli::blobio::blob_from_params(&params).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn run_computes_the_attribution_it_prints_and_refuses_what_would_not_fit() {
+    let blob = wide_blob();
+    let blob = blob.to_str().unwrap();
+    let tokens: Vec<String> = (0..24).map(|i| (i * 37).to_string()).collect();
+    let tokens = tokens.join(",");
+    // Printing the top tokens and one logit's attribution needs no [heads, seq, vocab] table.
+    let o = tinylens(&["run", blob, "--tokens", &tokens]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("head 0.999"), "{}", stdout(&o));
+    // Every position's attribution of every logit would take 9 GiB: refused with its size.
+    let out = tmp("wide.safetensors");
+    fails_with(
+        &[
+            "run",
+            blob,
+            "--tokens",
+            &tokens,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "MiB, more than the 2048 MiB tinylens allows",
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn counts_have_a_stated_maximum() {
+    let ckpt = fixture("l2_ln").join("model.safetensors");
+    let ckpt = ckpt.to_str().unwrap();
+    let blob = tmp("counts.tlb");
+    assert!(tinylens(&["quantize", ckpt, "-o", blob.to_str().unwrap()])
+        .status
+        .success());
+    let blob = blob.to_str().unwrap();
+    for n in ["0", "10001", "1000000000"] {
+        fails_with(
+            &["validate", ckpt, blob, "--random", n],
+            "expected 1 to 10000 sequences",
+        );
+    }
+    fails_with(
+        &["heads", ckpt, "--seqs", "18446744073709551615"],
+        "--seqs 18446744073709551615: expected 1 to 10000 sequences",
+    );
+    fails_with(
+        &["validate", ckpt, blob, "--tolerance", "speed=2"],
+        "is not a tolerance",
+    );
+}
+
+#[test]
+fn validate_is_a_gate_for_quantized_blobs_and_prints_each_tolerance() {
+    let ckpt = fixture("l2_ln").join("model.safetensors");
+    let ckpt = ckpt.to_str().unwrap();
+    for format in ["i8", "int"] {
+        let blob = tmp(&format!("gate.{format}.tlb"));
+        let blob = blob.to_str().unwrap();
+        assert!(
+            tinylens(&["quantize", ckpt, "-o", blob, "--format", format])
+                .status
+                .success()
+        );
+        let o = tinylens(&["validate", ckpt, blob, "--random", "4"]);
+        assert!(o.status.success(), "{format}: {}{}", stdout(&o), stderr(&o));
+        let text = stdout(&o);
+        for needle in ["top-1 at clear positions", "<= 0.1", "PASS"] {
+            assert!(text.contains(needle), "{format} lacks {needle:?}:\n{text}");
+        }
+        // The same blob held to a KL of zero fails, and says so.
+        let o = tinylens(&[
+            "validate",
+            ckpt,
+            blob,
+            "--random",
+            "4",
+            "--tolerance",
+            "kl=0",
+        ]);
+        assert!(!o.status.success());
+        assert!(stdout(&o).contains("FAIL"), "{}", stdout(&o));
+    }
+}
+
+#[test]
+fn no_command_writes_over_its_input() {
+    let src = fixture("l2_ln").join("model.safetensors");
+    let ckpt = tmp("own-input.safetensors");
+    std::fs::copy(&src, &ckpt).unwrap();
+    std::fs::copy(
+        src.with_file_name("config.json"),
+        ckpt.with_file_name("config.json"),
+    )
+    .unwrap();
+    let before = std::fs::read(&ckpt).unwrap();
+    let ckpt = ckpt.to_str().unwrap();
+    fails_with(&["quantize", ckpt, "-o", ckpt], "over its own input");
+    assert_eq!(std::fs::read(ckpt).unwrap(), before);
+    // A failed write leaves no partial file behind.
+    fails_with(
+        &["quantize", ckpt, "-o", "/nonexistent-dir/x.tlb"],
+        "cannot write /nonexistent-dir/x.tlb",
+    );
+}
