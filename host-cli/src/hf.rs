@@ -418,3 +418,126 @@ fn escape_invalid_utf8(bytes: &[u8]) -> (String, bool) {
     }
     (text, escaped)
 }
+
+// ------------------------------------------------------------------------------------------------
+// config.json keys
+// ------------------------------------------------------------------------------------------------
+
+/// HuggingFace `config.json` keys (GPT-2's, BERT's, Llama's, ...) and the TransformerLens key
+/// each one means.
+pub const CONFIG_ALIASES: [(&str, &str); 12] = [
+    ("n_embd", "d_model"),
+    ("hidden_size", "d_model"),
+    ("n_head", "n_heads"),
+    ("num_attention_heads", "n_heads"),
+    ("n_layer", "n_layers"),
+    ("num_hidden_layers", "n_layers"),
+    ("head_dim", "d_head"),
+    ("vocab_size", "d_vocab"),
+    ("n_positions", "n_ctx"),
+    ("max_position_embeddings", "n_ctx"),
+    ("layer_norm_epsilon", "eps"),
+    ("layer_norm_eps", "eps"),
+];
+
+/// HuggingFace keys that say nothing about an attention-only model's numbers: names, token
+/// ids, dropout, the MLP's width and activation (the tensors say whether there is an MLP).
+/// They are ignored with a note naming them.
+pub const CONFIG_INERT: [&str; 23] = [
+    "_name_or_path",
+    "architectures",
+    "model_type",
+    "transformers_version",
+    "torch_dtype",
+    "bos_token_id",
+    "eos_token_id",
+    "pad_token_id",
+    "id2label",
+    "label2id",
+    "task_specific_params",
+    "use_cache",
+    "attn_pdrop",
+    "embd_pdrop",
+    "resid_pdrop",
+    "attention_dropout",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "n_inner",
+    "intermediate_size",
+    "activation_function",
+    "hidden_act",
+    "reorder_and_upcast_attn",
+];
+
+/// HuggingFace keys for features tinylens does not run, and what each one means. Present
+/// with any value other than "off" (null, false, or GPT-2's `scale_attn_weights: true`), they
+/// refuse the model.
+pub const CONFIG_REFUSED: [(&str, &str); 9] = [
+    ("rms_norm_eps", "RMSNorm"),
+    ("rope_theta", "rotary positional embeddings"),
+    ("rope_scaling", "rotary positional embeddings"),
+    ("rotary_pct", "rotary positional embeddings"),
+    ("partial_rotary_factor", "rotary positional embeddings"),
+    ("sliding_window", "sliding-window attention"),
+    ("attn_logit_softcapping", "soft-capped attention scores"),
+    ("final_logit_softcapping", "soft-capped logits"),
+    ("alibi", "ALiBi positional biases"),
+];
+
+/// Whether two JSON values say the same thing (`1e-05` and `0.00001`, `32` and `32.0` do).
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// Rewrites every HuggingFace key of [`CONFIG_ALIASES`] in `obj` as its TransformerLens key.
+/// Two keys for the same value that disagree (`d_model` 8 and `n_embd` 16) are an error naming
+/// both.
+pub fn apply_config_aliases(obj: &mut Map<String, Value>) -> Result<(), ImportError> {
+    // Which key each TransformerLens value came from, for the error.
+    let mut origin: Vec<(&str, &str)> = Vec::new();
+    for (hf_key, tl_key) in CONFIG_ALIASES {
+        let Some(value) = obj.remove(hf_key) else {
+            continue;
+        };
+        if let Some(existing) = obj.get(tl_key) {
+            if !same_value(existing, &value) {
+                let first = origin
+                    .iter()
+                    .find(|(tl, _)| *tl == tl_key)
+                    .map_or(tl_key, |(_, key)| key);
+                return Err(ImportError::InvalidConfig(format!(
+                    "config.json gives {first} = {existing} and {hf_key} = {value}, which \
+                     disagree"
+                )));
+            }
+        }
+        origin.push((tl_key, hf_key));
+        obj.insert(tl_key.to_string(), value);
+    }
+    Ok(())
+}
+
+/// Refuses a HuggingFace key of [`CONFIG_REFUSED`] that is set, or `scale_attn_weights:
+/// false` (GPT-2's switch for dividing scores by sqrt(d_head)).
+pub fn refuse_config_keys(obj: &Map<String, Value>) -> Result<(), ImportError> {
+    for (key, what) in CONFIG_REFUSED {
+        match obj.get(key) {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+            Some(value) => {
+                return Err(ImportError::Unsupported(format!(
+                    "{what} (config.json has {key} = {value})"
+                )))
+            }
+        }
+    }
+    if obj.get("scale_attn_weights") == Some(&Value::Bool(false)) {
+        return Err(ImportError::Unsupported(
+            "scale_attn_weights: false (attention scores must be divided by sqrt(d_head))"
+                .to_string(),
+        ));
+    }
+    Ok(())
+}

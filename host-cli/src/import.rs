@@ -525,6 +525,8 @@ struct ConfigJson {
     pos: Option<PosEmbed>,
     /// `attn_scale` (-1, TransformerLens' "default", counts as not given); must be sqrt(d_head)
     attn_scale: Option<f64>,
+    /// Warnings about keys that were ignored.
+    notes: Vec<String>,
 }
 
 /// Shorthand for an [`ImportError::InvalidJson`] about `config.json`.
@@ -640,6 +642,8 @@ fn reject_unsupported_options(obj: &Map<String, Value>) -> Result<(), ImportErro
         ("use_logn_attn", "log-n attention scaling"),
         ("post_embedding_ln", "a LayerNorm after the embedding"),
         ("use_attention_sinks", "attention sinks"),
+        ("uses_rms_norm", "RMSNorm"),
+        ("final_rms", "a final RMSNorm"),
         (
             "use_normalization_before_and_after",
             "normalization after attention",
@@ -677,13 +681,178 @@ fn reject_unsupported_options(obj: &Map<String, Value>) -> Result<(), ImportErro
     Ok(())
 }
 
+/// The `config.json` keys tinylens reads: the sizes, the normalization, the positional
+/// embedding, and every switch whose "on" value it refuses.
+const READ_KEYS: [&str; 28] = [
+    "n_layers",
+    "n_heads",
+    "d_model",
+    "d_head",
+    "d_vocab",
+    "d_vocab_out",
+    "n_ctx",
+    "normalization_type",
+    "eps",
+    "positional_embedding_type",
+    "attn_scale",
+    "attn_only",
+    "use_attn_scale",
+    "scale_attn_by_inverse_layer_idx",
+    "use_local_attn",
+    "use_qk_norm",
+    "use_logn_attn",
+    "post_embedding_ln",
+    "use_attention_sinks",
+    "use_normalization_before_and_after",
+    "attention_dir",
+    "attn_scores_soft_cap",
+    "output_logits_soft_cap",
+    "clip_qkv",
+    "n_key_value_heads",
+    "uses_rms_norm",
+    "final_rms",
+    "scale_attn_weights",
+];
+
+/// `HookedTransformerConfig` fields that do not change an attention-only model's numbers once
+/// the keys above are checked: bookkeeping (`model_name`, `seed`, `device`, `dtype`: the
+/// tensors carry their own), hooks, initialization, MLP and mixture-of-experts settings (the
+/// tensors say whether there is an MLP), and the parameters of features refused above (rotary,
+/// local and relative attention) that only act when their feature is on. Accepted silently:
+/// TransformerLens writes every one of them.
+const INERT_KEYS: [&str; 60] = [
+    "model_name",
+    "original_architecture",
+    "device",
+    "n_devices",
+    "dtype",
+    "seed",
+    "init_mode",
+    "init_weights",
+    "initializer_range",
+    "n_params",
+    "from_checkpoint",
+    "checkpoint_index",
+    "checkpoint_label_type",
+    "checkpoint_value",
+    "tokenizer_name",
+    "tokenizer_prepends_bos",
+    "default_prepend_bos",
+    "trust_remote_code",
+    "load_in_4bit",
+    "quantization_method",
+    "train_seq_length",
+    "decoder_start_token_id",
+    "use_attn_result",
+    "use_split_qkv_input",
+    "use_hook_mlp_in",
+    "use_attn_in",
+    "use_hook_tokens",
+    "d_mlp",
+    "act_fn",
+    "gated_mlp",
+    "parallel_attn_mlp",
+    "num_experts",
+    "experts_per_token",
+    "norm_topk_prob",
+    "layer_norm_folding",
+    "tie_word_embeddings",
+    "ungroup_grouped_query_attention",
+    "window_size",
+    "attn_types",
+    "relative_attention_max_distance",
+    "relative_attention_num_buckets",
+    "rotary_dim",
+    "rotary_base",
+    "rotary_base_local",
+    "rotary_scaling_factor",
+    "rotary_adjacent_pairs",
+    "use_dynamic_ntk_rope",
+    "use_NTK_by_parts_rope",
+    "NTK_by_parts_low_freq_factor",
+    "NTK_by_parts_high_freq_factor",
+    "NTK_by_parts_factor",
+    "NTK_original_ctx_len",
+    "use_yarn_rope",
+    "yarn_factor",
+    "yarn_attention_factor",
+    "yarn_beta_fast",
+    "yarn_beta_slow",
+    "yarn_original_max_position_embeddings",
+    "yarn_truncate",
+    "yarn_global_attn_only",
+];
+
+/// Words in an unknown key's name that suggest it changes the numbers (an epsilon, a scale, a
+/// norm, a positional scheme, ...): such a key is refused rather than ignored.
+const NUMERIC_WORDS: [&str; 14] = [
+    "eps",
+    "norm",
+    "scale",
+    "rope",
+    "rotary",
+    "alibi",
+    "cap",
+    "window",
+    "attn",
+    "attention",
+    "pos",
+    "bias",
+    "head",
+    "temperature",
+];
+
+/// Checks every key of `config.json` (after [`crate::hf::apply_config_aliases`]): read keys
+/// and TransformerLens' own inert keys pass; HuggingFace's inert keys pass with a note naming
+/// them; an unknown key is refused if its name suggests it changes the numbers
+/// ([`NUMERIC_WORDS`]), else ignored with a note naming it. Returns the notes.
+fn check_config_keys(obj: &Map<String, Value>) -> Result<Vec<String>, ImportError> {
+    let mut inert = Vec::new();
+    let mut unknown = Vec::new();
+    for key in obj.keys().map(String::as_str) {
+        if READ_KEYS.contains(&key) || INERT_KEYS.contains(&key) {
+            continue;
+        }
+        if crate::hf::CONFIG_INERT.contains(&key) || key.starts_with("summary_") {
+            inert.push(key);
+            continue;
+        }
+        let lower = key.to_ascii_lowercase();
+        if NUMERIC_WORDS.iter().any(|w| lower.contains(w)) {
+            return Err(ImportError::Unsupported(format!(
+                "config.json has {key} = {}, a key tinylens does not read and which may change \
+                 the model's numbers (remove it if it has no effect)",
+                obj[key]
+            )));
+        }
+        unknown.push(key);
+    }
+    let mut notes = Vec::new();
+    if !inert.is_empty() {
+        notes.push(format!(
+            "config.json: ignored keys with no effect on an attention-only model: {}",
+            inert.join(", ")
+        ));
+    }
+    if !unknown.is_empty() {
+        notes.push(format!(
+            "config.json: ignored unknown keys: {}",
+            unknown.join(", ")
+        ));
+    }
+    Ok(notes)
+}
+
 /// Step 2: reads `config.json`, rejecting unsupported settings; sizes it omits stay `None`.
 fn parse_config_json(text: &str) -> Result<ConfigJson, ImportError> {
     let value: Value = serde_json::from_str(text).map_err(|e| bad_config_json(e.to_string()))?;
-    let Value::Object(obj) = value else {
+    let Value::Object(mut obj) = value else {
         return Err(bad_config_json("expected a JSON object".to_string()));
     };
+    crate::hf::apply_config_aliases(&mut obj)?;
+    crate::hf::refuse_config_keys(&obj)?;
     reject_unsupported_options(&obj)?;
+    let notes = check_config_keys(&obj)?;
     let eps = match number_field(&obj, "eps")? {
         None => None,
         Some(eps) if eps.is_finite() && eps >= 0.0 && (eps as f32).is_finite() => Some(eps as f32),
@@ -705,6 +874,7 @@ fn parse_config_json(text: &str) -> Result<ConfigJson, ImportError> {
         eps,
         pos: parse_positional(string_field(&obj, "positional_embedding_type")?)?,
         attn_scale: number_field(&obj, "attn_scale")?.filter(|&s| s != -1.0),
+        notes,
     })
 }
 
@@ -1180,7 +1350,7 @@ pub fn load_checkpoint_bytes_noted(
     let config = infer_config(&st, &json, max_layer, has_rotary)?;
     check_tensor_names(&names, &config)?;
     let mut params = read_params(&st, &config)?;
-    let mut notes = Vec::new();
+    let mut notes = json.notes;
     params.vocab = match vocab {
         None => None,
         Some(VocabFile::VocabJson(text)) => Some(parse_vocab(text, config.d_vocab)?),

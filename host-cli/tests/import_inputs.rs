@@ -425,3 +425,139 @@ fn the_tokenizer_note_reaches_the_user_through_inspect() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+// ------------------------------------------------------------------------------------------------
+// 4. HuggingFace config.json keys, unknown keys
+// ------------------------------------------------------------------------------------------------
+
+/// `tiny_checkpoint(tag)` with `config` (JSON text) as its `config.json`.
+fn with_config(tag: &str, config: &str) -> PathBuf {
+    let path = tiny_checkpoint(tag);
+    std::fs::write(path.with_file_name("config.json"), config).expect("write config.json");
+    path
+}
+
+#[test]
+fn huggingface_config_keys_are_read_as_transformer_lens_ones() {
+    // GPT-2's key names, in alphabetical order so either JSON map order gives the same note.
+    let config = r#"{
+        "activation_function": "gelu_new",
+        "architectures": ["GPT2LMHeadModel"],
+        "layer_norm_epsilon": 0.001,
+        "model_type": "gpt2",
+        "n_ctx": 3,
+        "n_embd": 4,
+        "n_head": 2,
+        "n_layer": 1,
+        "n_positions": 3,
+        "scale_attn_weights": true,
+        "vocab_size": 5
+    }"#;
+    let path = with_config("hf-config", config);
+    let loaded = tinylens_cli::import::load_checkpoint_noted(&path, None).expect("load");
+    let expected = Config {
+        norm: Norm::LayerNorm { eps: 1e-3 },
+        ..tiny_config()
+    };
+    assert_eq!(loaded.params.config, expected);
+    assert_eq!(
+        loaded.notes,
+        [
+            "config.json: ignored keys with no effect on an attention-only model: \
+          activation_function, architectures, model_type"
+        ]
+    );
+    // A HuggingFace size that disagrees with the tensors is a shape error, as for TL keys.
+    let path = with_config(
+        "hf-config-wide",
+        &config.replace("\"n_embd\": 4", "\"n_embd\": 8"),
+    );
+    let err = load_err(&path);
+    assert!(matches!(err, ImportError::ShapeMismatch { .. }), "{err}");
+}
+
+#[test]
+fn a_key_given_both_ways_with_different_values_names_both() {
+    let cases = [
+        (
+            r#"{"d_model": 4, "n_embd": 8}"#,
+            "invalid model config: config.json gives d_model = 4 and n_embd = 8, which disagree",
+        ),
+        (
+            r#"{"n_positions": 3, "max_position_embeddings": 6}"#,
+            "invalid model config: config.json gives n_positions = 3 and \
+             max_position_embeddings = 6, which disagree",
+        ),
+        (
+            r#"{"eps": 1e-5, "layer_norm_epsilon": 1e-3}"#,
+            "invalid model config: config.json gives eps = 0.00001 and layer_norm_epsilon = 0.001, \
+             which disagree",
+        ),
+    ];
+    for (i, (config, message)) in cases.into_iter().enumerate() {
+        let err = load_err(&with_config(&format!("both-ways-{i}"), config));
+        assert_eq!(err.to_string(), message, "{config}");
+    }
+    // The same value both ways is fine (1e-05 and 0.00001 are one number).
+    let path = with_config(
+        "both-ways-same",
+        r#"{"eps": 1e-05, "layer_norm_eps": 0.00001}"#,
+    );
+    let loaded = load_checkpoint(&path, None).expect("load");
+    assert_eq!(loaded.config, tiny_config());
+}
+
+#[test]
+fn unknown_keys_that_may_change_the_numbers_are_refused_the_rest_noted() {
+    let refused = [
+        (r#"{"epsilon": 0.001}"#, "epsilon = 0.001"),
+        (r#"{"ln_eps": 0.001}"#, "ln_eps = 0.001"),
+        (r#"{"logit_scale": 2.0}"#, "logit_scale = 2.0"),
+    ];
+    for (i, (config, key)) in refused.into_iter().enumerate() {
+        let err = load_err(&with_config(&format!("unknown-{i}"), config));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "unsupported model: config.json has {key}, a key tinylens does not read and \
+                 which may change the model's numbers (remove it if it has no effect)"
+            ),
+            "{config}"
+        );
+    }
+    let known = [
+        (
+            r#"{"rms_norm_eps": 0.001}"#,
+            "RMSNorm (config.json has rms_norm_eps = 0.001)",
+        ),
+        (r#"{"rope_theta": 10000}"#, "rotary positional embeddings"),
+        (
+            r#"{"uses_rms_norm": true}"#,
+            "RMSNorm (uses_rms_norm: true)",
+        ),
+        (
+            r#"{"scale_attn_weights": false}"#,
+            "scale_attn_weights: false",
+        ),
+    ];
+    for (i, (config, needle)) in known.into_iter().enumerate() {
+        let err = load_err(&with_config(&format!("refused-{i}"), config));
+        assert!(
+            matches!(err, ImportError::Unsupported(_)),
+            "{config}: {err}"
+        );
+        assert!(err.to_string().contains(needle), "{config}: {err}");
+    }
+    let path = with_config("unknown-harmless", r#"{"comment": "trained on a laptop"}"#);
+    let loaded = tinylens_cli::import::load_checkpoint_noted(&path, None).expect("load");
+    assert_eq!(loaded.notes, ["config.json: ignored unknown keys: comment"]);
+}
+
+#[test]
+fn a_transformer_lens_config_gives_no_notes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tl/l2_ln");
+    let loaded = tinylens_cli::import::load_checkpoint_noted(&dir.join("model.safetensors"), None)
+        .expect("load");
+    assert_eq!(loaded.notes, Vec::<String>::new());
+    assert_eq!(loaded.params.config.d_vocab, 40);
+}
