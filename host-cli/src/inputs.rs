@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use tinylens::{Config, Model};
 
 use crate::tokenize::{encode, parse_ids, show};
+use crate::trace::check_finite;
 
 /// Where the tokens of a run come from.
 pub enum Input {
@@ -230,11 +231,15 @@ impl Sequences {
 pub fn generate(model: &Model<'_>, prompt: &[u32], n: usize) -> Result<Vec<u32>> {
     let mut arena = vec![0.0f32; model.config().state_len()];
     let mut decoder = tinylens::Decoder::new(model, &mut arena)?;
-    let mut next = tinylens::argmax(decoder.prefill(prompt)?);
+    let logits = decoder.prefill(prompt)?;
+    check_finite(logits, prompt.len().saturating_sub(1))?;
+    let mut next = tinylens::argmax(logits);
     let mut out = Vec::new();
     for _ in 0..n.min(model.config().n_ctx.saturating_sub(prompt.len())) {
         out.push(next);
-        next = tinylens::argmax(decoder.step(next)?);
+        let logits = decoder.step(next)?;
+        check_finite(logits, prompt.len() + out.len() - 1)?;
+        next = tinylens::argmax(logits);
     }
     Ok(out)
 }

@@ -189,6 +189,7 @@ pub fn trace_for(model: &Model<'_>, tokens: &[u32], dla: Attribution) -> Result<
         let logits = dec.step_with(token, &mut rec)?;
         t.logits[p * v..(p + 1) * v].copy_from_slice(logits);
         let logits = &t.logits[p * v..(p + 1) * v];
+        check_finite(logits, p)?;
         for layer in 0..l {
             for head in 0..h {
                 let row = dec.pattern(layer, head)?;
@@ -229,6 +230,19 @@ pub fn trace_for(model: &Model<'_>, tokens: &[u32], dla: Attribution) -> Result<
         }
     }
     Ok(t)
+}
+
+/// Refuses logits that are NaN or infinite: finite weights can still overflow `f32` on the way
+/// (a huge embedding squared in an attention score), and a silent NaN is worse than an error.
+pub fn check_finite(logits: &[f32], position: usize) -> Result<()> {
+    match logits.iter().position(|x| !x.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(anyhow!(
+            "logit {i} at position {position} is {}: the model's weights are too large for f32 \
+             arithmetic (an intermediate overflowed); rescale the checkpoint",
+            logits[i]
+        )),
+    }
 }
 
 /// The top prediction: the largest logit, the lowest id among equals (as `report::top_k`).
@@ -319,7 +333,12 @@ fn trace_int(model: &Model<'_>, tokens: &[u32], dla: Attribution) -> Result<Trac
 }
 
 /// Writes a trace as safetensors, tensor names as TransformerLens hooks (see `run --out`).
-pub fn write_safetensors(trace: &Trace, cfg: &Config, path: &std::path::Path) -> Result<()> {
+/// Returns the names of the hooks left out because the model's format does not keep them.
+pub fn write_safetensors(
+    trace: &Trace,
+    cfg: &Config,
+    path: &std::path::Path,
+) -> Result<Vec<String>> {
     use safetensors::tensor::{Dtype, TensorView};
     if trace.dla_bias_const.is_empty() {
         return Err(anyhow!(
@@ -374,6 +393,11 @@ pub fn write_safetensors(trace: &Trace, cfg: &Config, path: &std::path::Path) ->
         ));
     }
     // Hooks a format does not record (the int format's z, results, residual) are left out.
+    let left_out: Vec<String> = named
+        .iter()
+        .filter(|(_, _, data)| data.is_empty())
+        .map(|(n, _, _)| n.clone())
+        .collect();
     named.retain(|(_, _, data)| !data.is_empty());
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = named
         .into_iter()
@@ -391,5 +415,6 @@ pub fn write_safetensors(trace: &Trace, cfg: &Config, path: &std::path::Path) ->
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
     let file = safetensors::serialize(views, None)
         .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
-    crate::files::write(path, file)
+    crate::files::write(path, file)?;
+    Ok(left_out)
 }

@@ -544,3 +544,56 @@ fn no_command_writes_over_its_input() {
         "cannot write /nonexistent-dir/x.tlb",
     );
 }
+
+#[test]
+fn huge_weights_give_a_named_error_not_a_silent_nan() {
+    use tinylens_cli::import::load_checkpoint;
+    let mut p = load_checkpoint(&fixture("l1_nonorm").join("model.safetensors"), None).unwrap();
+    // Finite weights whose products overflow f32: 1e30 squared in the attention scores.
+    for w in p.w_e.iter_mut() {
+        *w *= 1e30;
+    }
+    let blob = tmp("huge.tlb");
+    std::fs::write(&blob, tinylens_cli::blobio::blob_from_params(&p).unwrap()).unwrap();
+    fails_with(
+        &["run", blob.to_str().unwrap(), "--tokens", "1,2,3"],
+        "too large for f32 arithmetic",
+    );
+}
+
+#[test]
+fn run_out_on_an_int_blob_says_which_hooks_it_left_out() {
+    let ckpt = fixture("l2_ln").join("model.safetensors");
+    let blob = tmp("hooks.int.tlb");
+    let out = tmp("hooks.int.safetensors");
+    let blob = blob.to_str().unwrap();
+    assert!(tinylens(&[
+        "quantize",
+        ckpt.to_str().unwrap(),
+        "-o",
+        blob,
+        "--format",
+        "int"
+    ])
+    .status
+    .success());
+    let o = tinylens(&[
+        "run",
+        blob,
+        "--tokens",
+        "1,2,3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("left out, as the int format keeps them as integers")
+            && text.contains("blocks.0.attn.hook_z")
+            && text.contains("blocks.1.hook_resid_post"),
+        "{text}"
+    );
+    let written = read_safetensors(&out);
+    assert!(written.contains_key("blocks.0.attn.hook_pattern"));
+    assert!(!written.contains_key("blocks.0.attn.hook_z"));
+}

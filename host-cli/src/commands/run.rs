@@ -37,11 +37,22 @@ pub fn run(args: Args) -> Result<()> {
     };
     let t = print_prediction(&model, vocab_of(&model).as_deref(), &tokens, args.top, dla)?;
     if let Some(path) = &args.out {
-        write_safetensors(&t, model.config(), path)?;
-        println!(
-            "\nwrote every hook and the attribution of every position to {}",
-            path.display()
-        );
+        let left_out = write_safetensors(&t, model.config(), path)?;
+        if left_out.is_empty() {
+            println!(
+                "\nwrote every hook and the attribution of every position to {}",
+                path.display()
+            );
+        } else {
+            println!(
+                "\nwrote the logits, the attention patterns and the attribution of every \
+                 position to {}; left out, as the {} format keeps them as integers at scales \
+                 the blob does not record: {}",
+                path.display(),
+                model.format().name(),
+                left_out.join(", ")
+            );
+        }
     }
     Ok(())
 }
