@@ -464,6 +464,13 @@ fn run_computes_the_attribution_it_prints_and_refuses_what_would_not_fit() {
         "MiB, more than the 2048 MiB tinylens allows",
     );
     assert!(!out.exists());
+    // `inspect` says so before anything runs.
+    let o = tinylens(&["inspect", blob]);
+    assert!(
+        stdout(&o).contains("limit 2048 MiB): --out takes prompts of up to 2 tokens"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]

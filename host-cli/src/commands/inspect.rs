@@ -9,6 +9,7 @@ use tinylens::Config;
 
 use crate::blobio::load_model;
 use crate::report::describe;
+use crate::trace::{trace_bytes, MAX_TRACE_BYTES};
 
 /// Show what a blob or checkpoint holds: config, tensors, sizes, format, checksum.
 #[derive(clap::Args)]
@@ -82,6 +83,7 @@ pub fn run(args: Args) -> Result<()> {
             cfg.state_bytes()
         );
     }
+    println!("{}", host_memory(&cfg));
     println!(
         "as Rust:   const CONFIG: tinylens::Config = {};",
         rust_literal(&cfg)
@@ -137,4 +139,26 @@ pub fn rust_literal(cfg: &Config) -> String {
          n_ctx: {}, norm: {norm}, pos: tinylens::PosEmbed::{:?} }}",
         cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_head, cfg.d_vocab, cfg.n_ctx, cfg.pos
     )
+}
+
+/// What `run` needs on the host for a full context, with and without `--out`, against
+/// [`MAX_TRACE_BYTES`]; past it, the longest prompt `--out` takes.
+fn host_memory(cfg: &Config) -> String {
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    let run = trace_bytes(cfg, cfg.n_ctx, 0);
+    let out = trace_bytes(cfg, cfg.n_ctx, cfg.n_ctx);
+    let mut line = format!(
+        "host:      run over n_ctx tokens records {:.1} MiB, run --out {:.1} MiB (limit {} MiB)",
+        mib(run),
+        mib(out),
+        MAX_TRACE_BYTES >> 20
+    );
+    if out > MAX_TRACE_BYTES {
+        let longest = (1..=cfg.n_ctx)
+            .take_while(|&s| trace_bytes(cfg, s, s) <= MAX_TRACE_BYTES)
+            .last()
+            .unwrap_or(0);
+        line += &format!(": --out takes prompts of up to {longest} tokens");
+    }
+    line
 }
