@@ -1,9 +1,7 @@
-//! Puts this package's `memory.x` where cortex-m-rt's `link.x` finds it.
-use std::{env, fs, path::PathBuf};
+//! Embeds the model (`TINYLENS_BLOB`, or the demo blob below) and links `memory.x`: see
+//! `embed-model`.
+use embed_model::{build, NumberFormat::Int, Slot};
 
 fn main() {
-    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
-    fs::copy("memory.x", out.join("memory.x")).unwrap();
-    println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    build(&[Slot::model(&[Int], "demo-2l.int.tlb")]);
 }

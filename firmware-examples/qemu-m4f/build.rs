@@ -1,9 +1,24 @@
-//! Puts this package's `memory.x` where cortex-m-rt's `link.x` finds it.
-use std::{env, fs, path::PathBuf};
+//! Embeds the model (`TINYLENS_BLOB`, or the demo blobs below) and links `memory.x`: see
+//! `embed-model`.
+//! One model per binary: `TINYLENS_BLOB` goes to the one that runs its format.
+use embed_model::{build, NumberFormat::*, Slot};
 
 fn main() {
-    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
-    fs::copy("memory.x", out.join("memory.x")).unwrap();
-    println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    build(&[
+        Slot {
+            file: "model-f32.rs",
+            formats: &[F32],
+            demo: "demo-2l.f32.tlb",
+        },
+        Slot {
+            file: "model-i8.rs",
+            formats: &[I8, I8Block32],
+            demo: "demo-2l.i8.tlb",
+        },
+        Slot {
+            file: "model-int.rs",
+            formats: &[Int],
+            demo: "demo-2l.int.tlb",
+        },
+    ]);
 }

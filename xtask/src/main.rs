@@ -15,6 +15,7 @@
 //!   the commit why sizes grew.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,8 @@ use std::time::{Duration, Instant};
 use std::{env, fs, thread};
 
 use anyhow::{bail, ensure, Context, Result};
-use common::{cost, Demo, FmtOut, NoClock, DEMO, DEMO_MICRO};
+use common::models::model_name;
+use common::{cost, Demo, FmtOut, NoClock, DEMO};
 use tinylens::writer::AlignedBytes;
 use tinylens::{Decoder, IntDecoder, Model, NumberFormat};
 
@@ -38,6 +40,16 @@ const F32_TOLERANCE: f64 = 1e-4;
 const GROWTH: f64 = 0.05;
 /// Longest a single QEMU run may take.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+/// The variables that make an example embed another model (`firmware-examples/embed-model`):
+/// unset for the golden runs, whatever the caller's shell has.
+const MODEL_VARIABLES: [&str; 4] = [
+    "TINYLENS_BLOB",
+    "TINYLENS_PROMPT",
+    "TINYLENS_TOKENS",
+    "TINYLENS_NEW_TOKENS",
+];
+/// The prompt of [`own_model`], as token ids of its vocabulary.
+const OWN_MODEL_TOKENS: [u32; 5] = [5, 9, 3, 9, 5];
 
 /// How an example is checked.
 #[derive(Clone, Copy, PartialEq)]
@@ -62,8 +74,6 @@ struct Example {
     /// The blob, in `fixtures/firmware/`: `<model>.<format>.tlb`, quantized from
     /// `models/<model>/model.safetensors` with `--format <format>`.
     blob: &'static str,
-    /// What it runs: the model's name and the prompt.
-    demo: Demo<'static>,
     /// Instructions per MAC the example should reach.
     goal: Option<f64>,
     check: Check,
@@ -76,7 +86,6 @@ const EXAMPLES: &[Example] = &[
         triple: "thumbv7em-none-eabihf",
         core: "Cortex-M4F (QEMU mps2-an386)",
         blob: "demo-2l.f32.tlb",
-        demo: DEMO,
         goal: Some(1.5),
         check: Check::Qemu,
     },
@@ -86,7 +95,6 @@ const EXAMPLES: &[Example] = &[
         triple: "thumbv7em-none-eabihf",
         core: "Cortex-M4F (QEMU mps2-an386), heap",
         blob: "demo-2l.i8.tlb",
-        demo: DEMO,
         goal: Some(1.2),
         check: Check::Qemu,
     },
@@ -96,7 +104,6 @@ const EXAMPLES: &[Example] = &[
         triple: "thumbv7em-none-eabihf",
         core: "Cortex-M4F (QEMU mps2-an386)",
         blob: "demo-2l.int.tlb",
-        demo: DEMO,
         goal: Some(1.2),
         check: Check::Qemu,
     },
@@ -106,7 +113,6 @@ const EXAMPLES: &[Example] = &[
         triple: "thumbv7em-none-eabihf",
         core: "Cortex-M7 (QEMU mps2-an500), defmt",
         blob: "demo-2l.f32.tlb",
-        demo: DEMO,
         goal: Some(1.5),
         check: Check::QemuDefmt,
     },
@@ -116,7 +122,6 @@ const EXAMPLES: &[Example] = &[
         triple: "thumbv7m-none-eabi",
         core: "Cortex-M3 (QEMU lm3s6965evb)",
         blob: "demo-2l.int.tlb",
-        demo: DEMO,
         goal: Some(3.0),
         check: Check::Qemu,
     },
@@ -126,7 +131,6 @@ const EXAMPLES: &[Example] = &[
         triple: "thumbv6m-none-eabi",
         core: "Cortex-M0 (QEMU microbit, 16 KB RAM)",
         blob: "demo-2l-micro.int.tlb",
-        demo: DEMO_MICRO,
         goal: Some(5.0),
         check: Check::Qemu,
     },
@@ -136,7 +140,6 @@ const EXAMPLES: &[Example] = &[
         triple: "thumbv7em-none-eabihf",
         core: "nRF52840 (Cortex-M4F), defmt over RTT",
         blob: "demo-2l.f32.tlb",
-        demo: DEMO,
         goal: None,
         check: Check::Build,
     },
@@ -146,7 +149,6 @@ const EXAMPLES: &[Example] = &[
         triple: "thumbv6m-none-eabi",
         core: "RP2040 (Cortex-M0+)",
         blob: "demo-2l.int.tlb",
-        demo: DEMO,
         goal: None,
         check: Check::Build,
     },
@@ -156,7 +158,6 @@ const EXAMPLES: &[Example] = &[
         triple: "thumbv7em-none-eabihf",
         core: "STM32F411 (Cortex-M4F)",
         blob: "demo-2l.i8.tlb",
-        demo: DEMO,
         goal: None,
         check: Check::Build,
     },
@@ -166,7 +167,6 @@ const EXAMPLES: &[Example] = &[
         triple: "riscv32imac-unknown-none-elf",
         core: "GD32VF103 (RISC-V RV32IMAC)",
         blob: "demo-2l.int.tlb",
-        demo: DEMO,
         goal: None,
         check: Check::Build,
     },
@@ -205,6 +205,14 @@ fn run(cmd: &mut Command) -> Result<()> {
         .with_context(|| format!("cannot run {cmd:?}"))?;
     ensure!(status.success(), "{cmd:?} failed ({status})");
     Ok(())
+}
+
+/// The host CLI, `tinylens`, run from the repository root: add its arguments.
+fn cli() -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["run", "--release", "-q", "-p", "tinylens-cli", "--"])
+        .current_dir(root());
+    cmd
 }
 
 /// What one example measured.
@@ -249,6 +257,12 @@ fn firmware(bless: bool, qemu: bool) -> Result<()> {
             }
         }
     }
+    if qemu {
+        if let Err(err) = own_model() {
+            println!("FAIL own model: {err:#}");
+            failures.push("own model (m3-int with TINYLENS_BLOB)");
+        }
+    }
     let snapshot_failures = snapshot(&examples, &measured, bless)?;
     if qemu {
         let table = figures(&examples, &measured)?;
@@ -270,6 +284,117 @@ fn firmware(bless: bool, qemu: bool) -> Result<()> {
     Ok(())
 }
 
+/// Embeds a model that is none of the shipped demos with `TINYLENS_BLOB`, the way a user puts
+/// their own model on a chip: trains one for 300 steps, under a second (1 layer of 2 heads, `d_model` 32, a
+/// context of 16), quantizes it to `int`, builds it into the M3 example with a prompt given as
+/// `TINYLENS_TOKENS`, runs it under QEMU and compares its transcript with the host kernel's on
+/// the same blob and tokens, bit for bit. Then checks that the build refuses a blob of a format
+/// the example does not run, and rebuilds the example with its demo.
+fn own_model() -> Result<()> {
+    let dir = root().join("target/xtask-own-model");
+    fs::create_dir_all(&dir)?;
+    println!("==> own model: train 1 layer x 2 heads for 300 steps, quantize to int");
+    run(cli()
+        .args([
+            "train",
+            "--task",
+            "skip-trigrams",
+            "--layers",
+            "1",
+            "--heads",
+            "2",
+        ])
+        .args([
+            "--d-model",
+            "32",
+            "--d-head",
+            "8",
+            "--n-ctx",
+            "16",
+            "--steps",
+            "30",
+        ])
+        .args(["--corpus-tokens", "20000", "-o"])
+        .arg(&dir))?;
+    let blob = dir.join("skip-trigrams-1l.int.tlb");
+    run(cli()
+        .arg("quantize")
+        .arg(dir.join("model.safetensors"))
+        .arg("-o")
+        .arg(&blob)
+        .args(["--format", "int"]))?;
+    let bytes = AlignedBytes::new(&fs::read(&blob)?);
+    let model = Model::from_blob(bytes.as_bytes())?;
+    let vocab = model
+        .vocab()
+        .context("the trained model has no vocabulary")?;
+    let text: String = OWN_MODEL_TOKENS
+        .iter()
+        .map(|&t| {
+            vocab
+                .text(t)
+                .context("a prompt token is outside the vocabulary")
+        })
+        .collect::<Result<_>>()?;
+    let demo = Demo {
+        model: "skip-trigrams-1l",
+        prompt: &text,
+        tokens: Some(&OWN_MODEL_TOKENS),
+        new_tokens: DEMO.new_tokens,
+    };
+    let host = host_transcript(&blob, &demo)?;
+    let m3 = EXAMPLES
+        .iter()
+        .find(|e| e.bin == "m3-int")
+        .context("no m3-int example")?;
+    let tokens: Vec<String> = OWN_MODEL_TOKENS.iter().map(u32::to_string).collect();
+    let tokens = tokens.join(",");
+    let vars = [
+        ("TINYLENS_BLOB", blob.as_os_str()),
+        ("TINYLENS_TOKENS", OsStr::new(&tokens)),
+    ];
+    let device = run_device(m3, &vars)?;
+    let (body, device_only) = split_device(&device);
+    ensure!(
+        device_only.iter().any(|l| l == "done"),
+        "the run did not end with `done`:\n{device}"
+    );
+    ensure!(
+        body.starts_with("model: skip-trigrams-1l (int), 1 layers x 2 heads"),
+        "the transcript does not name the embedded model:\n{device}"
+    );
+    compare(&body, &host, true).with_context(|| format!("device transcript:\n{device}"))?;
+    println!("ok   own model        m3-int with TINYLENS_BLOB: transcript matches the host kernel (bit for bit)");
+    refuses_wrong_format(m3)?;
+    run(Command::new("cargo")
+        .args(["build", "--release", "-q"])
+        .current_dir(root().join("firmware-examples").join(m3.package)))
+}
+
+/// Builds `example` (an `int` example) with the `f32` demo blob as `TINYLENS_BLOB`: the build
+/// must fail, saying the example runs `int` blobs.
+fn refuses_wrong_format(example: &Example) -> Result<()> {
+    let blob = fixtures().join("demo-2l.f32.tlb");
+    let out = Command::new("cargo")
+        .args(["build", "--release", "-q"])
+        .env("TINYLENS_BLOB", &blob)
+        .current_dir(root().join("firmware-examples").join(example.package))
+        .output()
+        .context("cannot run cargo")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success()
+            && stderr.contains("is in format f32, but this example runs int blobs"),
+        "building {} with an f32 blob did not fail with the format's message:\n{stderr}",
+        example.package
+    );
+    println!(
+        "ok   own model        {} refuses an f32 blob at build time",
+        example.package
+    );
+    Ok(())
+}
+
 /// Remakes the examples' blobs with the CLI: `<model>.<format>.tlb` from
 /// `models/<model>/model.safetensors` (and its `config.json`) with `--format <format>`.
 fn make_blobs(examples: &[&Example]) -> Result<()> {
@@ -287,21 +412,12 @@ fn make_blobs(examples: &[&Example]) -> Result<()> {
             "==> quantize models/{model} --format {format} -> fixtures/firmware/{}",
             e.blob
         );
-        run(Command::new("cargo")
-            .args([
-                "run",
-                "--release",
-                "-q",
-                "-p",
-                "tinylens-cli",
-                "--",
-                "quantize",
-            ])
+        run(cli()
+            .arg("quantize")
             .arg(root().join("models").join(model).join("model.safetensors"))
             .arg("-o")
             .arg(fixtures().join(e.blob))
-            .args(["--format", format])
-            .current_dir(root()))?;
+            .args(["--format", format]))?;
         made.push(e.blob);
     }
     Ok(())
@@ -335,7 +451,11 @@ fn check(e: &Example, bless: bool) -> Result<Measured> {
         no_soft_float(&elf(e))?;
     }
     let golden_path = fixtures().join("golden").join(format!("{}.txt", e.bin));
-    let host = host_transcript(&fixtures().join(e.blob), &e.demo)?;
+    let demo = Demo {
+        model: model_name(e.blob),
+        ..DEMO
+    };
+    let host = host_transcript(&fixtures().join(e.blob), &demo)?;
     if bless {
         fs::create_dir_all(golden_path.parent().unwrap())?;
         fs::write(&golden_path, &host)?;
@@ -347,7 +467,7 @@ fn check(e: &Example, bless: bool) -> Result<Measured> {
         "the host kernel's transcript differs from {} (the kernel's output changed)",
         golden_path.display()
     );
-    let device = run_device(e)?;
+    let device = run_device(e, &[])?;
     let int = e.blob.contains(".int.");
     let (body, device_only) = split_device(&device);
     ensure!(
@@ -447,7 +567,7 @@ fn host_transcript(blob: &Path, demo: &Demo<'_>) -> Result<String> {
 
 /// Runs the example with `cargo run` (its `.cargo/config.toml` runner: QEMU, and
 /// `defmt-print` for defmt) under a timeout, and returns its stdout.
-fn run_device(e: &Example) -> Result<String> {
+fn run_device(e: &Example, vars: &[(&str, &OsStr)]) -> Result<String> {
     if e.check == Check::QemuDefmt
         && Command::new("defmt-print")
             .arg("--version")
@@ -456,7 +576,12 @@ fn run_device(e: &Example) -> Result<String> {
     {
         bail!("defmt-print is missing: cargo install defmt-print");
     }
-    let mut child = Command::new("cargo")
+    let mut cargo = Command::new("cargo");
+    for name in MODEL_VARIABLES {
+        cargo.env_remove(name);
+    }
+    let mut child = cargo
+        .envs(vars.iter().copied())
         .args(["run", "--release", "-q", "--bin", e.bin])
         .current_dir(root().join("firmware-examples").join(e.package))
         .stdout(Stdio::piped())
@@ -691,7 +816,7 @@ fn figures(examples: &[&Example], measured: &BTreeMap<&str, Measured>) -> Result
             t,
             "| {} | {} {} | {} B | {} B ({:.2}x) | {} B | {} | {} | {} | {}{} |",
             e.core,
-            e.demo.model,
+            model_name(e.blob),
             model.format().name(),
             m.flash,
             m.ram,

@@ -6,31 +6,21 @@
 
 use core::ptr::addr_of_mut;
 
-use common::{models, DefmtBoard, Int, NoClock};
+use common::{DefmtBoard, Int, NoClock};
 use defmt_rtt as _;
-use tinylens::IntArena;
 
-/// The model, 16-byte aligned in flash.
-static BLOB: &[u8] = tinylens::include_blob!("../../../fixtures/firmware/demo-2l.int.tlb");
-/// Its config, as `tinylens inspect` prints it.
-const CONFIG: tinylens::Config = models::DEMO_2L;
+// `CONFIG`, `MODEL` and `State`, from the blob build.rs read: TINYLENS_BLOB, or demo-2l (int).
+common::embed_model!();
 
 /// The decoding state, in .bss.
-static mut STATE: IntArena<{ CONFIG.int_state_len() }> = IntArena::new();
+static mut STATE: State = State::new();
 
 #[riscv_rt::entry]
 fn main() -> ! {
     // SAFETY: the only reference to STATE, taken once.
     let state = unsafe { &mut *addr_of_mut!(STATE) }.as_mut_slice();
     let mut report = DefmtBoard::start("GD32VF103, RISC-V RV32IMAC", riscv::asm::wfi);
-    common::run_demo::<Int>(
-        BLOB,
-        &CONFIG,
-        &common::DEMO,
-        state,
-        &mut report,
-        &mut NoClock,
-    )
+    common::run_demo::<Int>(&MODEL, state, &mut report, &mut NoClock)
 }
 
 #[panic_handler]

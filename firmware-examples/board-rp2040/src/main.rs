@@ -4,34 +4,23 @@
 #![no_std]
 #![no_main]
 
-use common::{models, DefmtBoard, Int, NoClock};
+use common::{DefmtBoard, Int, NoClock};
 use cortex_m_rt::entry;
 use defmt_rtt as _;
 use panic_probe as _;
-use tinylens::IntArena;
 
 /// The RP2040's second-stage bootloader (for the Pico's W25Q080 flash), first in flash.
 #[link_section = ".boot2"]
 #[used]
 pub static BOOT2_FIRMWARE: [u8; 256] = rp2040_boot2::BOOT_LOADER_W25Q080;
 
-/// The model, 16-byte aligned in flash.
-static BLOB: &[u8] = tinylens::include_blob!("../../../fixtures/firmware/demo-2l.int.tlb");
-/// Its config, as `tinylens inspect` prints it.
-const CONFIG: tinylens::Config = models::DEMO_2L;
+// `CONFIG`, `MODEL` and `State`, from the blob build.rs read: TINYLENS_BLOB, or demo-2l (int).
+common::embed_model!();
 
 #[entry]
 fn main() -> ! {
     // Handed out once as `&'static mut` by `#[entry]`: the state lives in .bss.
-    static mut STATE: IntArena<{ CONFIG.int_state_len() }> = IntArena::new();
+    static mut STATE: State = State::new();
     let mut report = DefmtBoard::start("RP2040, Cortex-M0+", cortex_m::asm::wfi);
-    let state = STATE.as_mut_slice();
-    common::run_demo::<Int>(
-        BLOB,
-        &CONFIG,
-        &common::DEMO,
-        state,
-        &mut report,
-        &mut NoClock,
-    )
+    common::run_demo::<Int>(&MODEL, STATE.as_mut_slice(), &mut report, &mut NoClock)
 }

@@ -35,7 +35,7 @@ pub mod transcript;
 pub use cost::{Clock, NoClock};
 #[cfg(feature = "defmt")]
 pub use defmt_impls::DefmtBoard;
-pub use firmware::run_demo;
+pub use firmware::{run_demo, EmbeddedModel};
 #[cfg(feature = "float")]
 pub use format::Float;
 pub use format::Format;
@@ -43,5 +43,5 @@ pub use format::Format;
 pub use format::Int;
 pub use report::Report;
 pub use transcript::{
-    run, Demo, DemoError, Engine, FmtOut, Line, Out, Summary, Value, DEMO, DEMO_MICRO, PROMPT,
+    run, tokenize, Demo, DemoError, Engine, FmtOut, Line, Out, Summary, Value, DEMO, PROMPT,
 };

@@ -1,9 +1,9 @@
-//! The models the examples embed, with their configs as `tinylens inspect` prints them, so that
-//! a firmware sizes its state at compile time.
+//! The models the examples embed, and what a firmware checks of a blob at run time.
 //!
-//! The blobs live in `fixtures/firmware/`, made from the project's trained demo checkpoints in
-//! `models/` with `tinylens quantize --format f32|i8|int` (`cargo xtask qemu --bless` remakes
-//! them):
+//! Each example's `build.rs` reads the blob it embeds (`TINYLENS_BLOB`, or its demo blob) and
+//! writes its config, so that nothing about a model is typed into a firmware. The demo blobs
+//! live in `fixtures/firmware/`, made from the project's trained demo checkpoints in `models/`
+//! with `tinylens quantize --format f32|i8|int` (`cargo xtask qemu --bless` remakes them):
 //!
 //! - `demo-2l` (`models/demo-2l`): 2 attention layers of 4 heads, `d_model` 64, `d_head` 16, a
 //!   vocabulary of 233 syllables and words, a context of 64, shortformer positions, no
@@ -14,25 +14,21 @@
 //! - `demo-2l-micro` (`models/demo-2l-micro`): the same weights with the context cut to 32,
 //!   for 16 KB of RAM: `demo-2l-micro.int.tlb` (77 KB, 10.4 KB of state).
 
-use tinylens::{Config, Norm, PosEmbed};
+use tinylens::{Config, Norm};
 
-/// `tinylens inspect fixtures/firmware/demo-2l.f32.tlb`
-pub const DEMO_2L: Config = Config {
-    n_layers: 2,
-    n_heads: 4,
-    d_model: 64,
-    d_head: 16,
-    d_vocab: 233,
-    n_ctx: 64,
-    norm: Norm::None,
-    pos: PosEmbed::Shortformer,
-};
-
-/// `tinylens inspect fixtures/firmware/demo-2l-micro.int.tlb`: [`DEMO_2L`] with a context of 32.
-pub const DEMO_2L_MICRO: Config = Config {
-    n_ctx: 32,
-    ..DEMO_2L
-};
+/// The name of the model in the blob file `file_name`, for the transcript: the file name less
+/// `.tlb` and a format suffix (`demo-2l.int.tlb` is `demo-2l`).
+pub fn model_name(file_name: &str) -> &str {
+    let stem = file_name.strip_suffix(".tlb").unwrap_or(file_name);
+    match stem.rsplit_once('.') {
+        Some((name, format))
+            if !name.is_empty() && tinylens::NumberFormat::from_name(format).is_some() =>
+        {
+            name
+        }
+        _ => stem,
+    }
+}
 
 /// Whether a blob's config is `expected`, compared without float arithmetic (`eps` bit for
 /// bit), so that integer-only firmware links no soft-float routine.

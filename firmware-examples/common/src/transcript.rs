@@ -14,7 +14,9 @@
 use core::fmt::{self, Write};
 
 use tinylens::blob::Vocab;
-use tinylens::{Config, Error, LnConvention, Model, Norm, Target, Term};
+use tinylens::{Config, Error, Model, Norm, Term};
+#[cfg(any(feature = "float", feature = "int"))]
+use tinylens::{LnConvention, Target};
 
 use crate::cost::{macs_at, Clock};
 
@@ -30,8 +32,12 @@ pub const MAX_TERMS: usize = 64;
 pub struct Demo<'a> {
     /// The model's name, for the transcript.
     pub model: &'a str,
-    /// The prompt, tokenized with the blob's vocabulary.
+    /// The prompt's text, for the transcript; tokenized with the blob's vocabulary unless
+    /// `tokens` are given.
     pub prompt: &'a str,
+    /// The prompt's token ids, when they were found before the run (a firmware's `build.rs`
+    /// tokenizes its prompt when it embeds the model).
+    pub tokens: Option<&'a [u32]>,
     /// Tokens to generate (the first comes from the prefill, each next one from a step).
     pub new_tokens: usize,
 }
@@ -44,18 +50,13 @@ pub struct Demo<'a> {
 /// [`DEMO`]'s 8 new ones the decoder holds 27 positions, within demo-2l-micro's context of 32.
 pub const PROMPT: &str = " The guests were Kutap Larut Sonebo. Mrs Gudavu wrote down Ku";
 
-/// The demo of the examples that embed demo-2l: the prompt, then the rest of the name.
+/// The demo of the examples: the prompt, then the rest of the name (on demo-2l and on
+/// demo-2l-micro, its weights with a context of 32, alike).
 pub const DEMO: Demo<'static> = Demo {
     model: "demo-2l",
     prompt: PROMPT,
+    tokens: None,
     new_tokens: 8,
-};
-
-/// The demo of the examples that embed demo-2l-micro (demo-2l with a context of 32): the same
-/// prompt and tokens, so the same text.
-pub const DEMO_MICRO: Demo<'static> = Demo {
-    model: "demo-2l-micro",
-    ..DEMO
 };
 
 /// A logit or an attribution term.
@@ -372,8 +373,8 @@ pub struct Summary {
     pub instructions_per_token: Option<u64>,
 }
 
-/// Splits `text` into token ids, longest vocabulary match first.
-fn tokenize(vocab: Vocab<'_>, text: &str, out: &mut [u32]) -> Result<usize, DemoError> {
+/// Splits `text` into token ids, longest vocabulary match first, into `out`; returns how many.
+pub fn tokenize(vocab: Vocab<'_>, text: &str, out: &mut [u32]) -> Result<usize, DemoError> {
     let (mut at, mut n) = (0, 0);
     while at < text.len() {
         let rest = &text[at..];
@@ -414,9 +415,15 @@ pub fn run<E: Engine>(
         cfg,
         context,
     });
-    let mut prompt = [0u32; MAX_PROMPT];
-    let n = tokenize(vocab, demo.prompt, &mut prompt)?;
-    let prompt = &prompt[..n];
+    let mut buffer = [0u32; MAX_PROMPT];
+    let prompt = match demo.tokens {
+        Some(tokens) => tokens,
+        None => {
+            let n = tokenize(vocab, demo.prompt, &mut buffer)?;
+            &buffer[..n]
+        }
+    };
+    let n = prompt.len();
     out.emit(&Line::Prompt {
         text: demo.prompt,
         tokens: n,

@@ -1,39 +1,28 @@
 //! The full-integer blob on a Cortex-M0 with 16 KB of RAM (a BBC micro:bit v1): int8 weights,
-//! an int8 KV cache, no float at run time, and the same bits as the host kernel. The model is
-//! demo-2l-micro, demo-2l with its context cut to 32 positions: its whole context fits, in
-//! about 10.4 KB of state (demo-2l's 64 positions would take 19 KB). Another way to fit a long
-//! context in little RAM is `IntDecoder::with_context` with `Config::int_state_len_for(ctx)`:
-//! a shorter KV cache for the same blob.
+//! an int8 KV cache, no float at run time, and the same bits as the host kernel. The demo model
+//! is demo-2l-micro, demo-2l with its context cut to 32 positions: its whole context fits, in
+//! about 10.4 KB of state (demo-2l's 64 positions would take 19 KB, and the build refuses it).
+//! Another way to fit a long context in little RAM is `IntDecoder::with_context` with
+//! `Config::int_state_len_for(ctx)`: a shorter KV cache for the same blob.
 #![no_std]
 #![no_main]
 
-use common::{models, qemu, Int};
+use common::{qemu, Int};
 use cortex_m_rt::entry;
 use panic_semihosting as _;
-use tinylens::IntArena;
 
-/// The model, 16-byte aligned in flash.
-static BLOB: &[u8] = tinylens::include_blob!("../../../fixtures/firmware/demo-2l-micro.int.tlb");
-/// Its config, as `tinylens inspect` prints it.
-const CONFIG: tinylens::Config = models::DEMO_2L_MICRO;
+// `CONFIG`, `MODEL` and `State`, from the blob build.rs read: TINYLENS_BLOB, or demo-2l-micro.
+common::embed_model!();
 
 #[entry]
 fn main() -> ! {
     // Handed out once as `&'static mut` by `#[entry]`: the state lives in .bss.
-    static mut STATE: IntArena<{ CONFIG.int_state_len() }> = IntArena::new();
+    static mut STATE: State = State::new();
     qemu::paint_stack();
     let core = cortex_m::Peripherals::take().unwrap_or_else(|| qemu::fail("peripherals"));
     let mut clock = qemu::SysTickClock::start(core.SYST, 125, 2); // 16 MHz: 62.5 instructions a tick
     let mut report = qemu::Semihosting::start("QEMU microbit, Cortex-M0");
-    let state = STATE.as_mut_slice();
-    common::run_demo::<Int>(
-        BLOB,
-        &CONFIG,
-        &common::DEMO_MICRO,
-        state,
-        &mut report,
-        &mut clock,
-    )
+    common::run_demo::<Int>(&MODEL, STATE.as_mut_slice(), &mut report, &mut clock)
 }
 
 common::exit_on_hard_fault!();

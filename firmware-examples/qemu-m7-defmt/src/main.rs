@@ -4,26 +4,22 @@
 #![no_std]
 #![no_main]
 
-use common::{models, qemu, Float, Report};
+use common::{qemu, Float, Report};
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use defmt_semihosting as _;
-use tinylens::Arena;
 
-/// The model, 16-byte aligned in flash.
-static BLOB: &[u8] = tinylens::include_blob!("../../../fixtures/firmware/demo-2l.f32.tlb");
-/// Its config, as `tinylens inspect` prints it.
-const CONFIG: tinylens::Config = models::DEMO_2L;
+// `CONFIG`, `MODEL` and `State`, from the blob build.rs read: TINYLENS_BLOB, or demo-2l (f32).
+common::embed_model!();
 
 #[entry]
 fn main() -> ! {
     // Handed out once as `&'static mut` by `#[entry]`: the state lives in .bss.
-    static mut STATE: Arena<{ CONFIG.state_len() }> = Arena::new();
+    static mut STATE: State = State::new();
     qemu::paint_stack();
     let mut report = qemu::DefmtSemihosting::start("QEMU mps2-an500, Cortex-M7, defmt");
     let core = cortex_m::Peripherals::take().unwrap_or_else(|| report.fail(&"peripherals"));
     let mut clock = qemu::SysTickClock::start(core.SYST, 40, 1); // 25 MHz: 40 instructions a tick
-    let state = STATE.as_mut_slice();
-    common::run_demo::<Float>(BLOB, &CONFIG, &common::DEMO, state, &mut report, &mut clock)
+    common::run_demo::<Float>(&MODEL, STATE.as_mut_slice(), &mut report, &mut clock)
 }
 
 #[panic_handler]

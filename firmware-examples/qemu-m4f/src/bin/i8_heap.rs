@@ -22,8 +22,9 @@ static HEAP: Heap = Heap::empty();
 /// 69604 bytes for its context of 64).
 const HEAP_BYTES: usize = 70 * 1024;
 
-/// The model, 16-byte aligned in flash; it could as well come from anywhere at run time.
-static BLOB: &[u8] = tinylens::include_blob!("../../../../fixtures/firmware/demo-2l.i8.tlb");
+// `MODEL`, from the blob build.rs read: TINYLENS_BLOB, or demo-2l (i8). Its blob could as well
+// come from anywhere at run time.
+common::embed_model!("model-i8.rs");
 
 #[entry]
 fn main() -> ! {
@@ -34,20 +35,13 @@ fn main() -> ! {
     let core = cortex_m::Peripherals::take().unwrap_or_else(|| qemu::fail("peripherals"));
     let mut clock = qemu::SysTickClock::start(core.SYST, 40, 1); // 25 MHz: 40 instructions a tick
     let mut report = qemu::Semihosting::start("QEMU mps2-an386, Cortex-M4F, state on the heap");
-    // The state's size comes from the blob's config, at run time.
-    let config = match Model::from_blob(BLOB) {
-        Ok(model) => *model.config(),
+    // The state's size comes from the blob's config, read at run time.
+    let state_len = match Model::from_blob(MODEL.blob) {
+        Ok(model) => model.config().state_len(),
         Err(e) => report.fail(&e),
     };
-    let mut state = vec![0.0f32; config.state_len()];
-    common::run_demo::<Float>(
-        BLOB,
-        &config,
-        &common::DEMO,
-        &mut state,
-        &mut report,
-        &mut clock,
-    )
+    let mut state = vec![0.0f32; state_len];
+    common::run_demo::<Float>(&MODEL, &mut state, &mut report, &mut clock)
 }
 
 common::exit_on_hard_fault!();
