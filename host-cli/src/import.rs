@@ -64,6 +64,25 @@ pub enum ImportError {
     },
     /// The checkpoint bytes are not a well-formed safetensors file.
     NotSafetensors(String),
+    /// The file is of another kind (a PyTorch pickle, a tinylens blob, ...), recognized by its
+    /// first bytes or its extension.
+    WrongFileKind {
+        /// What the file is, e.g. "a PyTorch file (torch.save)".
+        what: &'static str,
+        /// What to do instead.
+        hint: &'static str,
+    },
+    /// `d_head` from the configuration disagrees with the heads' tensors.
+    DHeadMismatch {
+        /// Where the configuration's `d_head` comes from, e.g. "config.json's d_head".
+        source: String,
+        /// The configuration's `d_head`.
+        d_head: usize,
+        /// The tensor the heads' width was read from.
+        tensor: String,
+        /// Its shape.
+        shape: Vec<usize>,
+    },
     /// The safetensors header is longer than [`MAX_HEADER_BYTES`].
     HeaderTooLarge {
         /// The header length the file declares, in bytes.
@@ -207,6 +226,20 @@ impl fmt::Display for ImportError {
                 source,
             } => write!(f, "cannot {action} {}: {source}", path.display()),
             Self::NotSafetensors(reason) => write!(f, "not a valid safetensors file: {reason}"),
+            Self::WrongFileKind { what, hint } => {
+                write!(f, "not a safetensors file: it is {what}; {hint}")
+            }
+            Self::DHeadMismatch {
+                source,
+                d_head,
+                tensor,
+                shape,
+            } => write!(
+                f,
+                "shape mismatch: {source} is {d_head}, but {tensor} has shape {shape:?}, heads \
+                 {} wide",
+                shape.last().copied().unwrap_or(0)
+            ),
             Self::HeaderTooLarge { bytes, cap } => write!(
                 f,
                 "not a valid safetensors file: the header is {bytes} bytes, more than the \
@@ -427,10 +460,66 @@ fn classify_tensor(name: &str) -> Result<TensorKind, ImportError> {
 // ------------------------------------------------------------------------------------------------
 
 /// Step 1: parses the safetensors header and checks that every tensor's bytes lie inside the
-/// file.
+/// file. Bytes that are not safetensors but another known kind of file say which.
 fn parse_safetensors(bytes: &[u8]) -> Result<SafeTensors<'_>, ImportError> {
-    check_data_offsets(bytes)?;
-    SafeTensors::deserialize(bytes).map_err(|e| ImportError::NotSafetensors(e.to_string()))
+    check_data_offsets(bytes)
+        .and_then(|()| {
+            SafeTensors::deserialize(bytes).map_err(|e| ImportError::NotSafetensors(e.to_string()))
+        })
+        .map_err(|err| sniff_file_kind(bytes).unwrap_or(err))
+}
+
+/// What to do with a PyTorch file.
+const TORCH_HINT: &str = "convert it in Python with `from safetensors.torch import save_file; \
+    save_file(torch.load(\"model.pt\", map_location=\"cpu\"), \"model.safetensors\")` (from a \
+    HookedTransformer: `save_file(model.state_dict(), \"model.safetensors\")`) and import \
+    model.safetensors";
+
+/// What to do with a blob given as a checkpoint.
+const BLOB_HINT: &str = "it is already a blob, which `tinylens run` and `inspect` take as it \
+    is; `quantize` needs the .safetensors checkpoint the blob was made from";
+
+/// What to do with a GGUF file.
+const GGUF_HINT: &str = "tinylens imports TransformerLens safetensors checkpoints: save the \
+    model's state_dict() with safetensors.torch.save_file";
+
+/// A file kind recognized by its first bytes: a tinylens blob, a PyTorch zip or pickle, GGUF.
+fn sniff_file_kind(bytes: &[u8]) -> Option<ImportError> {
+    let (what, hint) = if bytes.starts_with(&tinylens::blob::MAGIC) {
+        ("a tinylens blob", BLOB_HINT)
+    } else if bytes.starts_with(b"PK\x03\x04") {
+        ("a PyTorch file (torch.save's zip format)", TORCH_HINT)
+    } else if matches!(bytes, [0x80, 2..=5, ..]) {
+        (
+            "a PyTorch or pickle file (torch.save's legacy format)",
+            TORCH_HINT,
+        )
+    } else if bytes.starts_with(b"GGUF") {
+        ("a GGUF file", GGUF_HINT)
+    } else {
+        return None;
+    };
+    Some(ImportError::WrongFileKind { what, hint })
+}
+
+/// A file kind recognized by its extension (`.pt`, `.pth`, `.bin`, `.ckpt`, `.tlb`, `.gguf`).
+fn file_kind_by_extension(path: &Path) -> Option<ImportError> {
+    let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+    let (what, hint) = match extension.as_str() {
+        "pt" | "pth" | "bin" | "ckpt" => ("a PyTorch file, by its extension", TORCH_HINT),
+        "tlb" => ("a tinylens blob, by its extension", BLOB_HINT),
+        "gguf" => ("a GGUF file, by its extension", GGUF_HINT),
+        _ => return None,
+    };
+    Some(ImportError::WrongFileKind { what, hint })
+}
+
+/// The error for a file that is not a safetensors checkpoint but another known kind (by its
+/// first bytes, else its extension), or `None`. For callers that route files by extension: a
+/// `.pt` given where a blob or a checkpoint is expected gets this message instead of a parse
+/// error.
+pub fn foreign_file_error(path: &Path, bytes: &[u8]) -> Option<ImportError> {
+    sniff_file_kind(bytes).or_else(|| file_kind_by_extension(path))
 }
 
 /// Counts the header's entries without parsing it: every tensor entry has exactly one
@@ -933,6 +1022,37 @@ fn n_ctx_from_mask(st: &SafeTensors<'_>) -> Result<usize, ImportError> {
     }
 }
 
+/// Checks the configuration's `d_head` against `blocks.0.attn.W_Q` `[n_heads, d_model,
+/// d_head]` before anything is derived from it (`attn_scale` is sqrt(d_head)): a `d_head` that
+/// `config.json` gives, or, for a HuggingFace config without one, `d_model / n_heads`, must be
+/// the width of the heads in the tensors. A missing or odd-shaped `W_Q` is left for
+/// `read_params` to report.
+fn check_d_head(st: &SafeTensors<'_>, json: &ConfigJson, d_head: usize) -> Result<(), ImportError> {
+    let tensor = block_name(0, "attn.W_Q");
+    let Ok(view) = st.tensor(&tensor) else {
+        return Ok(());
+    };
+    let &[_, _, found] = view.shape() else {
+        return Ok(());
+    };
+    let claimed = match (json.d_head, json.d_model, json.n_heads) {
+        (Some(_), _, _) => Some(("config.json's d_head".to_string(), d_head)),
+        (None, Some(m), Some(h)) if h > 0 && m % h == 0 => {
+            Some((format!("d_model / n_heads = {m} / {h}"), m / h))
+        }
+        _ => None,
+    };
+    match claimed {
+        Some((source, d_head)) if d_head != found => Err(ImportError::DHeadMismatch {
+            source,
+            d_head,
+            tensor,
+            shape: view.shape().to_vec(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Step 4: the model's configuration, from `config.json` where it speaks, else from shapes.
 ///
 /// `layers` is the largest `blocks.{l}` index present (if any); `has_rotary` whether any
@@ -967,6 +1087,7 @@ fn infer_config(
         Some(n) => n,
         None => dim_of(st, &w_q, "[n_heads, d_model, d_head]", 3, 2)?,
     };
+    check_d_head(st, json, d_head)?;
     let layer_norm = json
         .layer_norm
         .unwrap_or_else(|| st.tensor(LN_FINAL_W).is_ok());
@@ -1422,7 +1543,17 @@ pub fn load_checkpoint_noted(
         true => VocabFile::TokenizerJson(text),
         false => VocabFile::VocabJson(text),
     });
-    load_checkpoint_bytes_noted(&st_bytes, config_json.as_deref(), vocab)
+    load_checkpoint_bytes_noted(&st_bytes, config_json.as_deref(), vocab).map_err(|err| {
+        match (&err, file_kind_by_extension(path)) {
+            (
+                ImportError::NotSafetensors(_)
+                | ImportError::HeaderTooLarge { .. }
+                | ImportError::TooManyTensors { .. },
+                Some(kind),
+            ) => kind,
+            _ => err,
+        }
+    })
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -467,13 +467,17 @@ fn huggingface_config_keys_are_read_as_transformer_lens_ones() {
           activation_function, architectures, model_type"
         ]
     );
-    // A HuggingFace size that disagrees with the tensors is a shape error, as for TL keys.
+    // A HuggingFace size that disagrees with the tensors is a shape error.
     let path = with_config(
         "hf-config-wide",
         &config.replace("\"n_embd\": 4", "\"n_embd\": 8"),
     );
     let err = load_err(&path);
-    assert!(matches!(err, ImportError::ShapeMismatch { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "shape mismatch: d_model / n_heads = 8 / 2 is 4, but blocks.0.attn.W_Q has shape \
+         [2, 4, 2], heads 2 wide"
+    );
 }
 
 #[test]
@@ -560,4 +564,114 @@ fn a_transformer_lens_config_gives_no_notes() {
         .expect("load");
     assert_eq!(loaded.notes, Vec::<String>::new());
     assert_eq!(loaded.params.config.d_vocab, 40);
+}
+
+// ------------------------------------------------------------------------------------------------
+// 5. Files that are not safetensors, d_head that disagrees with the tensors
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn other_kinds_of_file_say_what_they_are_and_what_to_do() {
+    let dir = temp_dir("kinds");
+    let blob = tinylens_cli::blobio::blob_from_params(&tiny_params()).expect("blob");
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        (
+            "model.pt",
+            b"PK\x03\x04archive/data.pkl".to_vec(),
+            "a PyTorch file (torch.save's zip format)",
+        ),
+        (
+            "model.safetensors",
+            b"\x80\x02\x8a\x0alegacy".to_vec(),
+            "a PyTorch or pickle file (torch.save's legacy format)",
+        ),
+        (
+            "model.bin",
+            b"something else".to_vec(),
+            "a PyTorch file, by its extension",
+        ),
+        (
+            "model.ckpt",
+            forged(u64::MAX, b"", b""),
+            "a PyTorch file, by its extension",
+        ),
+        ("model.tlb", blob, "a tinylens blob"),
+    ];
+    for (name, bytes, what) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).expect("write");
+        let err = load_err(&path);
+        assert!(
+            matches!(err, ImportError::WrongFileKind { what: w, .. } if w == what),
+            "{name}: {err}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("not a safetensors file: it is {what}; ")),
+            "{message}"
+        );
+        let hint = if name.ends_with(".tlb") {
+            "it is already a blob"
+        } else {
+            "safetensors.torch import save_file"
+        };
+        assert!(message.contains(hint), "{name}: {message}");
+    }
+    // A real checkpoint under a .bin name still loads: the bytes decide first.
+    let path = dir.join("real.bin");
+    std::fs::copy(tiny_checkpoint("kinds-real"), &path).expect("copy");
+    assert_eq!(load_checkpoint(&path, None).expect("load"), tiny_params());
+}
+
+#[test]
+fn a_pytorch_file_given_to_quantize_says_how_to_convert_it() {
+    let dir = temp_dir("kinds-cli");
+    let path = dir.join("model.pt");
+    std::fs::write(&path, b"PK\x03\x04archive/data.pkl").expect("write");
+    let out = dir.join("out.tlb");
+    let stderr = cli_err(&[
+        "quantize",
+        path.to_str().expect("utf-8 path"),
+        "-o",
+        out.to_str().expect("utf-8 path"),
+    ]);
+    assert!(
+        stderr.contains(
+            "not a safetensors file: it is a PyTorch file (torch.save's zip format); convert it \
+             in Python with `from safetensors.torch import save_file;"
+        ),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_d_head_that_disagrees_with_the_tensors_is_a_shape_mismatch() {
+    // A config edited to d_head 4 that still has the attn_scale sqrt(2) of the real heads:
+    // the heads' width is the problem, not the scale.
+    let mut config = tinylens_cli::import::config_to_json(&tiny_config());
+    config["d_head"] = serde_json::json!(4);
+    config["attn_scale"] = serde_json::json!(2f64.sqrt());
+    let err = load_err(&with_config("d-head", &config.to_string()));
+    assert!(
+        matches!(&err, ImportError::DHeadMismatch { d_head: 4, shape, .. } if shape == &[2, 4, 2]),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "shape mismatch: config.json's d_head is 4, but blocks.0.attn.W_Q has shape [2, 4, 2], \
+         heads 2 wide"
+    );
+}
+
+#[test]
+fn a_long_token_in_a_tokenizer_json_is_named_by_id() {
+    let mut tokenizer = byte_level_tokenizer();
+    tokenizer["added_tokens"][0]["content"] = serde_json::json!("<".repeat(300));
+    let err = load_err(&with_tokenizer("long-tokenizer", &tokenizer));
+    assert_eq!(
+        err.to_string(),
+        "tokenizer.json: token 4 is 300 bytes long, more than the 255 bytes a blob stores per \
+         token"
+    );
 }
