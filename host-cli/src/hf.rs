@@ -365,41 +365,42 @@ fn byte_fallback(token: &str) -> Option<String> {
     Some(char::from(byte).to_string())
 }
 
-/// GPT-2's `bytes_to_unicode`: the character standing for each byte. The printable bytes
-/// `!`..=`~`, `¡`..=`¬` and `®`..=`ÿ` stand for themselves; the other 68 take the characters
-/// from U+0100 on, in byte order (so space, 0x20, is `Ġ` U+0120).
-fn byte_level_alphabet() -> [char; 256] {
-    let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
-    let mut alphabet = ['\0'; 256];
-    let mut next = 0x100u32;
-    for (byte, slot) in (0..=255u8).zip(alphabet.iter_mut()) {
-        *slot = if printable(byte) {
-            char::from(byte)
-        } else {
-            next += 1;
-            char::from_u32(next - 1).unwrap_or(char::REPLACEMENT_CHARACTER)
-        };
+/// The byte a character of GPT-2's byte-level alphabet (`bytes_to_unicode`) stands for. The
+/// printable bytes `!`..=`~`, `¡`..=`¬` and `®`..=`ÿ` stand for themselves; the other 68
+/// bytes, in order (0x00..=0x20, 0x7F..=0xA0, 0xAD), take the characters from U+0100 on, so
+/// space, 0x20, is `Ġ` U+0120 and newline `Ċ` U+010A.
+fn byte_of_char(c: char) -> Option<u8> {
+    let code = u32::from(c);
+    if let Ok(byte) = u8::try_from(code) {
+        return is_printable_byte(byte).then_some(byte);
     }
-    alphabet
+    let k = code.checked_sub(0x100)?;
+    let byte = match k {
+        0..=32 => k,
+        33..=66 => 0x7F + (k - 33),
+        67 => 0xAD,
+        _ => return None,
+    };
+    u8::try_from(byte).ok()
+}
+
+/// Whether GPT-2's byte-level alphabet writes `byte` as the character of the same code.
+fn is_printable_byte(byte: u8) -> bool {
+    matches!(byte, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF)
 }
 
 /// The bytes a byte-level token stands for; a character outside the alphabet is an error
 /// naming the token.
 fn byte_level_bytes(token: &str, id: usize) -> Result<Vec<u8>, ImportError> {
-    let alphabet = byte_level_alphabet();
     token
         .chars()
         .map(|c| {
-            alphabet
-                .iter()
-                .position(|&a| a == c)
-                .and_then(|b| u8::try_from(b).ok())
-                .ok_or_else(|| {
-                    bad_tokenizer(format!(
-                        "token {id} {token:?} has {c:?}, which is not a byte-level BPE \
-                         character (the decoder is ByteLevel)"
-                    ))
-                })
+            byte_of_char(c).ok_or_else(|| {
+                bad_tokenizer(format!(
+                    "token {id} {token:?} has {c:?}, which is not a byte-level BPE character \
+                     (the decoder is ByteLevel)"
+                ))
+            })
         })
         .collect()
 }
@@ -540,4 +541,57 @@ pub fn refuse_config_keys(obj: &Map<String, Value>) -> Result<(), ImportError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// GPT-2's `bytes_to_unicode`, built as its Python source builds it.
+    fn bytes_to_unicode() -> Vec<(u8, char)> {
+        let mut printable: Vec<u32> = (u32::from(b'!')..=u32::from(b'~'))
+            .chain(0xA1..=0xAC)
+            .chain(0xAE..=0xFF)
+            .collect();
+        let mut chars = printable.clone();
+        let mut n = 0;
+        for b in 0..256 {
+            if !printable.contains(&b) {
+                printable.push(b);
+                chars.push(256 + n);
+                n += 1;
+            }
+        }
+        printable
+            .iter()
+            .zip(&chars)
+            .map(|(&b, &c)| (b as u8, char::from_u32(c).expect("char")))
+            .collect()
+    }
+
+    #[test]
+    fn byte_of_char_inverts_gpt2_bytes_to_unicode() {
+        let table = bytes_to_unicode();
+        assert_eq!(table.len(), 256);
+        for (byte, c) in table {
+            assert_eq!(byte_of_char(c), Some(byte), "{c:?}");
+        }
+        for c in ['\0', ' ', '\u{7f}', '\u{ad}', '\u{144}', '€'] {
+            assert_eq!(byte_of_char(c), None, "{c:?}");
+        }
+        assert_eq!(byte_of_char('Ġ'), Some(b' '));
+        assert_eq!(byte_of_char('Ċ'), Some(b'\n'));
+    }
+
+    #[test]
+    fn invalid_utf8_is_escaped_byte_by_byte() {
+        assert_eq!(
+            escape_invalid_utf8(b"a\xe2\x80b"),
+            ("a<0xE2><0x80>b".to_string(), true)
+        );
+        assert_eq!(
+            escape_invalid_utf8("é".as_bytes()),
+            ("é".to_string(), false)
+        );
+    }
 }
