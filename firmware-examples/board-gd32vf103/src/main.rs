@@ -9,8 +9,7 @@ use core::ptr::addr_of_mut;
 use common::{DefmtBoard, Int, NoClock};
 use defmt_rtt as _;
 
-// `CONFIG`, `MODEL` and `State`, from the blob build.rs read: TINYLENS_BLOB, or demo-2l (int).
-common::embed_model!();
+common::embed_model!(); // CONFIG, MODEL, State: from TINYLENS_BLOB, or demo-2l (int)
 
 /// The decoding state, in .bss.
 static mut STATE: State = State::new();

@@ -9,13 +9,11 @@ use cortex_m_rt::entry;
 use defmt_rtt as _;
 use panic_probe as _;
 
-// `CONFIG`, `MODEL` and `State`, from the blob build.rs read: TINYLENS_BLOB, or demo-2l (f32).
-common::embed_model!();
+common::embed_model!(); // CONFIG, MODEL, State: from TINYLENS_BLOB, or demo-2l (f32)
 
 #[entry]
 fn main() -> ! {
-    // Handed out once as `&'static mut` by `#[entry]`: the state lives in .bss.
-    static mut STATE: State = State::new();
+    static mut STATE: State = State::new(); // in .bss, handed out once by `#[entry]`
     let mut report = DefmtBoard::start("nRF52840, Cortex-M4F", cortex_m::asm::wfi);
     common::run_demo::<Float>(&MODEL, STATE.as_mut_slice(), &mut report, &mut NoClock)
 }

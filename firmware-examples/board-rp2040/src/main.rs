@@ -14,13 +14,11 @@ use panic_probe as _;
 #[used]
 pub static BOOT2_FIRMWARE: [u8; 256] = rp2040_boot2::BOOT_LOADER_W25Q080;
 
-// `CONFIG`, `MODEL` and `State`, from the blob build.rs read: TINYLENS_BLOB, or demo-2l (int).
-common::embed_model!();
+common::embed_model!(); // CONFIG, MODEL, State: from TINYLENS_BLOB, or demo-2l (int)
 
 #[entry]
 fn main() -> ! {
-    // Handed out once as `&'static mut` by `#[entry]`: the state lives in .bss.
-    static mut STATE: State = State::new();
+    static mut STATE: State = State::new(); // in .bss, handed out once by `#[entry]`
     let mut report = DefmtBoard::start("RP2040, Cortex-M0+", cortex_m::asm::wfi);
     common::run_demo::<Int>(&MODEL, STATE.as_mut_slice(), &mut report, &mut NoClock)
 }

@@ -96,8 +96,10 @@ pub fn finish(out: &mut impl Out) -> ! {
 pub struct Semihosting(FmtOut<hio::HostStream>);
 
 impl Semihosting {
-    /// Opens the host's stdout and prints the `target:` line naming the machine.
+    /// Paints the stack ([`paint_stack`], for the `stack:` line at the end), opens the host's
+    /// stdout and prints the `target:` line naming the machine. Call it first thing in `main`.
     pub fn start(target: &str) -> Self {
+        paint_stack();
         let mut out = Semihosting(stdout());
         out.emit(&Line::Target(target));
         out
@@ -126,8 +128,10 @@ pub struct DefmtSemihosting;
 
 #[cfg(feature = "defmt")]
 impl DefmtSemihosting {
-    /// Prints the `target:` line naming the machine.
+    /// Paints the stack ([`paint_stack`], for the `stack:` line at the end) and prints the
+    /// `target:` line naming the machine. Call it first thing in `main`.
     pub fn start(target: &str) -> Self {
+        paint_stack();
         let mut out = DefmtSemihosting;
         out.emit(&Line::Target(target));
         out
@@ -175,7 +179,7 @@ extern "C" {
 }
 
 /// Fills the free RAM between the statics and the current stack pointer with a pattern, so
-/// that [`stack_peak`] can find how deep the stack went. Call it first thing in `main`.
+/// that [`stack_peak`] can find how deep the stack went. The reports call it when they start.
 pub fn paint_stack() {
     let bottom = addr_of!(__sheap) as usize;
     let sp = cortex_m::register::msp::read() as usize;

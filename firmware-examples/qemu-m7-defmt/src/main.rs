@@ -8,14 +8,11 @@ use common::{qemu, Float, Report};
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use defmt_semihosting as _;
 
-// `CONFIG`, `MODEL` and `State`, from the blob build.rs read: TINYLENS_BLOB, or demo-2l (f32).
-common::embed_model!();
+common::embed_model!(); // CONFIG, MODEL, State: from TINYLENS_BLOB, or demo-2l (f32)
 
 #[entry]
 fn main() -> ! {
-    // Handed out once as `&'static mut` by `#[entry]`: the state lives in .bss.
-    static mut STATE: State = State::new();
-    qemu::paint_stack();
+    static mut STATE: State = State::new(); // in .bss, handed out once by `#[entry]`
     let mut report = qemu::DefmtSemihosting::start("QEMU mps2-an500, Cortex-M7, defmt");
     let core = cortex_m::Peripherals::take().unwrap_or_else(|| report.fail(&"peripherals"));
     let mut clock = qemu::SysTickClock::start(core.SYST, 40, 1); // 25 MHz: 40 instructions a tick

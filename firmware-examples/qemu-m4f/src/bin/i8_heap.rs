@@ -31,10 +31,10 @@ fn main() -> ! {
     static mut HEAP_MEM: [MaybeUninit<u8>; HEAP_BYTES] = [MaybeUninit::uninit(); HEAP_BYTES];
     // SAFETY: called once, before any allocation, on memory nothing else uses.
     unsafe { HEAP.init(HEAP_MEM.as_mut_ptr() as usize, HEAP_BYTES) }
-    qemu::paint_stack();
-    let core = cortex_m::Peripherals::take().unwrap_or_else(|| qemu::fail("peripherals"));
-    let mut clock = qemu::SysTickClock::start(core.SYST, 40, 1); // 25 MHz: 40 instructions a tick
     let mut report = qemu::Semihosting::start("QEMU mps2-an386, Cortex-M4F, state on the heap");
+    let core = cortex_m::Peripherals::take().unwrap_or_else(|| report.fail(&"peripherals"));
+    let mut clock = qemu::SysTickClock::start(core.SYST, 40, 1); // 25 MHz: 40 instructions a tick
+
     // The state's size comes from the blob's config, read at run time.
     let state_len = match Model::from_blob(MODEL.blob) {
         Ok(model) => model.config().state_len(),
