@@ -384,6 +384,15 @@ fn byte_of_char(c: char) -> Option<u8> {
     u8::try_from(byte).ok()
 }
 
+/// Whether `tokens` look like a byte-level BPE vocabulary written in GPT-2's alphabet: some
+/// token has `Ġ` (a space), and every character of every token is in the alphabet.
+pub fn looks_byte_level(tokens: &[String]) -> bool {
+    tokens.iter().any(|t| t.contains('\u{120}'))
+        && tokens
+            .iter()
+            .all(|t| t.chars().all(|c| byte_of_char(c).is_some()))
+}
+
 /// Whether GPT-2's byte-level alphabet writes `byte` as the character of the same code.
 fn is_printable_byte(byte: u8) -> bool {
     matches!(byte, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF)

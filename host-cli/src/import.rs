@@ -2,15 +2,18 @@
 //!
 //! A checkpoint is a `model.safetensors` holding `HookedTransformer.state_dict()` of an
 //! attention-only model, optionally with the model's `config.json` (the fields of
-//! `HookedTransformerConfig`) and a `vocab.json` (a JSON array of token strings, index = token
-//! id, or HuggingFace's `{"token": id}` map) beside it.
+//! `HookedTransformerConfig`, or a HuggingFace config whose keys have TransformerLens
+//! equivalents) and a vocabulary beside it: a `vocab.json` (a JSON array of token strings,
+//! index = token id, or HuggingFace's `{"token": id}` map), or else a HuggingFace
+//! `tokenizer.json` (see [`crate::hf`]).
 //!
 //! Loading goes in five steps, each a function below:
 //!
 //! 1. `parse_safetensors`: the bytes must be a well-formed safetensors file, its header at
 //!    most [`MAX_HEADER_BYTES`] long and listing at most [`MAX_TENSORS`] tensors.
 //! 2. `parse_config_json`: whatever `config.json` says, with everything tinylens cannot run
-//!    rejected up front (MLPs, `LNPre`/`RMS`, rotary, ...).
+//!    rejected up front (MLPs, `LNPre`/`RMS`, rotary, ...). Every key is either read, known
+//!    to have no effect, or refused; none is dropped without a note.
 //! 3. `classify_tensor`: every tensor name must be a known attention-only parameter or a
 //!    known TransformerLens buffer (`attn.mask`, `attn.IGNORE`, `attn.rotary_*`, ignored).
 //! 4. `infer_config`: fill in what `config.json` leaves out (or everything, without one)
@@ -19,7 +22,9 @@
 //!    float dtype (F32, F16, BF16 or F64, all converted to f32) and only finite values.
 //!
 //! Nothing here panics on any input bytes: every size comes from a validated safetensors
-//! header and every failure is an [`ImportError`] naming the offending tensor or key.
+//! header and every failure is an [`ImportError`] naming the offending tensor or key. What
+//! the user should know about a model that loads (keys ignored, how the device encodes with an
+//! imported tokenizer) comes back as notes ([`Loaded::notes`]).
 //!
 //! [`save_checkpoint`] writes the same layout back (F32 tensors, `config.json`, `vocab.json`).
 
@@ -1345,14 +1350,29 @@ fn read_params(st: &SafeTensors<'_>, config: &Config) -> Result<Params, ImportEr
 }
 
 /// Parses `vocab.json`: a JSON array of exactly `d_vocab` strings (index = id), or a
-/// HuggingFace `{"token": id}` map whose ids are exactly `0..d_vocab`.
-fn parse_vocab(text: &str, d_vocab: usize) -> Result<Vec<String>, ImportError> {
+/// HuggingFace `{"token": id}` map whose ids are exactly `0..d_vocab` (one that looks
+/// byte-level adds a note to `notes`).
+fn parse_vocab(
+    text: &str,
+    d_vocab: usize,
+    notes: &mut Vec<String>,
+) -> Result<Vec<String>, ImportError> {
     const FILE: &str = "vocab.json";
     let bad = |reason: String| ImportError::InvalidJson { file: FILE, reason };
     let value: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
     let vocab = match value {
         Value::Array(items) => vocab_from_list(items, d_vocab)?,
-        Value::Object(map) => crate::hf::vocab_from_ids(&map, d_vocab, FILE)?,
+        Value::Object(map) => {
+            let tokens = crate::hf::vocab_from_ids(&map, d_vocab, FILE)?;
+            if crate::hf::looks_byte_level(&tokens) {
+                notes.push(format!(
+                    "{FILE}: the tokens look like GPT-2's byte-level alphabet (\"\u{120}\" for a \
+                     space) and are kept as written; put the model's tokenizer.json beside the \
+                     checkpoint instead of vocab.json to have them read as text"
+                ));
+            }
+            tokens
+        }
         _ => {
             return Err(bad(
                 "expected a JSON array of token strings or an object {\"token\": id}".to_string(),
@@ -1474,7 +1494,7 @@ pub fn load_checkpoint_bytes_noted(
     let mut notes = json.notes;
     params.vocab = match vocab {
         None => None,
-        Some(VocabFile::VocabJson(text)) => Some(parse_vocab(text, config.d_vocab)?),
+        Some(VocabFile::VocabJson(text)) => Some(parse_vocab(text, config.d_vocab, &mut notes)?),
         Some(VocabFile::TokenizerJson(text)) => {
             let imported = crate::hf::vocab_from_tokenizer_json(text, config.d_vocab)?;
             check_token_lengths(&imported.tokens, "tokenizer.json")?;

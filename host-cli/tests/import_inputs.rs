@@ -204,6 +204,29 @@ fn a_dict_vocab_is_read_by_id() {
 }
 
 #[test]
+fn a_byte_level_dict_vocab_is_kept_as_written_with_a_note() {
+    let vocab = r#"{"a": 0, "\u0120b": 1, "c": 2, "d": 3, "e": 4}"#;
+    let path = with_vocab_json("byte-level-dict", vocab);
+    let loaded = tinylens_cli::import::load_checkpoint_noted(&path, None).expect("load");
+    assert_eq!(
+        loaded.params.vocab.as_ref().map(|v| v[1].as_str()),
+        Some("\u{120}b")
+    );
+    assert_eq!(
+        loaded.notes,
+        [
+            "vocab.json: the tokens look like GPT-2's byte-level alphabet (\"Ġ\" for a space) and \
+          are kept as written; put the model's tokenizer.json beside the checkpoint instead of \
+          vocab.json to have them read as text"
+        ]
+    );
+    // A plain dict gives no note.
+    let path = with_vocab_json("plain-dict", r#"{"a": 0, " b": 1, "c": 2, "d": 3, "e": 4}"#);
+    let loaded = tinylens_cli::import::load_checkpoint_noted(&path, None).expect("load");
+    assert!(loaded.notes.is_empty(), "{:?}", loaded.notes);
+}
+
+#[test]
 fn a_dict_vocab_with_bad_ids_is_refused_by_name() {
     let cases = [
         (
