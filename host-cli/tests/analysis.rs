@@ -1,48 +1,15 @@
 //! `tinylens circuits | heads | ablate | plot` end to end: what a user types, sees and gets,
 //! the bad input they may give, and the attention page rendered by a real browser.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
 use tinylens::{Config, Norm, PosEmbed};
 use tinylens_cli::params::{LayerParams, Params};
 use tinylens_tests::read_safetensors;
-
-fn tinylens(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinylens"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = tinylens(args);
-    assert!(o.status.success(), "{args:?} failed:\n{}", stderr(&o));
-    stdout(&o)
-}
-
-fn fails_with(args: &[&str], needle: &str) {
-    let o = tinylens(args);
-    assert!(!o.status.success(), "{args:?} should fail:\n{}", stdout(&o));
-    assert!(
-        stderr(&o).contains(needle),
-        "{args:?}: expected {needle:?} in:\n{}",
-        stderr(&o)
-    );
-    assert!(
-        !stderr(&o).contains("panicked"),
-        "{args:?} panicked:\n{}",
-        stderr(&o)
-    );
-}
 
 fn model(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -201,7 +168,7 @@ fn bad_input_gives_clear_errors() {
         &["ablate", &m, "--tokens", "3"],
         "ablation needs at least 2 tokens",
     );
-    fails_with(&["heads", &m, "--seqs", "0"], "--seqs must be at least 1");
+    fails_with(&["heads", &m, "--seqs", "0"], "--seqs 0: expected 1 to 10000 sequences");
 }
 
 #[test]

@@ -1,56 +1,11 @@
 //! The `tinylens` binary end to end: what a user types, what they see, what files they get.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::*;
 use tinylens_tests::{assert_close, read_safetensors, tolerance};
-
-fn tinylens(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinylens"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/tl")
-        .join(name)
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tinylens-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-/// Runs and expects failure whose message contains `needle`.
-fn fails_with(args: &[&str], needle: &str) {
-    let o = tinylens(args);
-    assert!(
-        !o.status.success(),
-        "{args:?} should fail; stdout:\n{}",
-        stdout(&o)
-    );
-    assert!(
-        stderr(&o).contains(needle),
-        "{args:?}: expected {needle:?} in:\n{}",
-        stderr(&o)
-    );
-    assert!(
-        !stderr(&o).contains("panicked"),
-        "{args:?} panicked:\n{}",
-        stderr(&o)
-    );
-}
 
 #[test]
 fn run_out_matches_transformer_lens() {

@@ -1,21 +1,11 @@
 //! `tinylens train` end to end, on a run of a few steps: the files it writes, and that the
 //! checkpoint loads back into `tinylens run` with its tokenizer.
 
+mod common;
+
+use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn tinylens(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinylens"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tinylens-train-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
+use std::process::Output;
 
 #[test]
 fn a_short_run_on_a_text_file_writes_a_loadable_checkpoint() {
