@@ -98,6 +98,11 @@ pub fn load_model(path: &Path, config: Option<&Path>) -> Result<LoadedModel> {
         _ => {
             let bytes =
                 std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            if !bytes.starts_with(&tinylens::blob::MAGIC) {
+                if let Some(e) = crate::import::foreign_file_error(path, &bytes) {
+                    return Err(e).with_context(|| format!("cannot load {}", path.display()));
+                }
+            }
             let blob = AlignedBytes::new(&bytes);
             tinylens::Model::from_blob(blob.as_bytes())
                 .with_context(|| format!("{} is not a valid model blob", path.display()))?;

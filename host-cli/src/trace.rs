@@ -58,6 +58,47 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// A zeroed trace of `seq` tokens with `rows` positions of attribution tables;
+    /// `float_hooks`: with `hook_z`, `hook_result` and `hook_resid_post` (not the `int`
+    /// format's).
+    fn zeros(cfg: &Config, seq: usize, rows: usize, float_hooks: bool) -> Trace {
+        let (l, h, m, d, v) = (
+            cfg.n_layers,
+            cfg.n_heads,
+            cfg.d_model,
+            cfg.d_head,
+            cfg.d_vocab,
+        );
+        let hook = |n: usize| {
+            vec![
+                if float_hooks {
+                    vec![0.0; n]
+                } else {
+                    Vec::new()
+                };
+                l
+            ]
+        };
+        let has_ln = matches!(cfg.norm, Norm::LayerNorm { .. });
+        let r = rows;
+        Trace {
+            seq,
+            last_token: None,
+            last_terms: Vec::new(),
+            logits: vec![0.0; seq * v],
+            pattern: vec![vec![0.0; h * seq * seq]; l],
+            z: hook(seq * h * d),
+            result: hook(seq * h * m),
+            resid_post: hook(seq * m),
+            dla_direct_embed: vec![0.0; r * v],
+            dla_direct_pos: vec![0.0; r * v],
+            dla_heads: vec![0.0; l * h * r * v],
+            dla_bias_b_o: vec![0.0; l * r * v],
+            dla_bias_const: vec![0.0; if r > 0 { v } else { 0 }],
+            dla_heads_tl: (float_hooks && has_ln && r > 0).then(|| vec![0.0; l * h * r * v]),
+        }
+    }
+
     /// `dla.direct` = embed + pos: `[seq, d_vocab]`
     pub fn dla_direct(&self) -> Vec<f32> {
         self.dla_direct_embed
@@ -114,13 +155,7 @@ pub fn trace_bytes(cfg: &Config, seq: usize, rows: usize) -> u64 {
 /// than [`MAX_TRACE_BYTES`], naming its size.
 pub fn trace_for(model: &Model<'_>, tokens: &[u32], dla: Attribution) -> Result<Trace> {
     let cfg = *model.config();
-    let (l, h, m, d, v) = (
-        cfg.n_layers,
-        cfg.n_heads,
-        cfg.d_model,
-        cfg.d_head,
-        cfg.d_vocab,
-    );
+    let (l, h, d, v) = (cfg.n_layers, cfg.n_heads, cfg.d_head, cfg.d_vocab);
     let seq = tokens.len();
     if seq == 0 {
         return Err(anyhow!("the prompt has no tokens"));
@@ -160,24 +195,8 @@ pub fn trace_for(model: &Model<'_>, tokens: &[u32], dla: Attribution) -> Result<
     }
     let mut arena = vec![0.0f32; cfg.state_len()];
     let mut dec = Decoder::new(model, &mut arena)?;
-    let has_ln = matches!(cfg.norm, Norm::LayerNorm { .. });
     let n_terms = Term::count(&cfg);
-    let mut t = Trace {
-        seq,
-        last_token: None,
-        last_terms: Vec::new(),
-        logits: vec![0.0; seq * v],
-        pattern: vec![vec![0.0; h * seq * seq]; l],
-        z: vec![vec![0.0; seq * h * d]; l],
-        result: vec![vec![0.0; seq * h * m]; l],
-        resid_post: vec![vec![0.0; seq * m]; l],
-        dla_direct_embed: vec![0.0; r * v],
-        dla_direct_pos: vec![0.0; r * v],
-        dla_heads: vec![0.0; l * h * r * v],
-        dla_bias_b_o: vec![0.0; l * r * v],
-        dla_bias_const: vec![0.0; if r > 0 { v } else { 0 }],
-        dla_heads_tl: (has_ln && r > 0).then(|| vec![0.0; l * h * r * v]),
-    };
+    let mut t = Trace::zeros(&cfg, seq, r, true);
     let mut table = vec![0.0f32; if r > 0 { n_terms * v } else { 0 }];
     for (p, &token) in tokens.iter().enumerate() {
         let mut rec = Recorder {
@@ -269,22 +288,7 @@ fn trace_int(model: &Model<'_>, tokens: &[u32], dla: Attribution) -> Result<Trac
     let mut arena = vec![0i32; cfg.int_state_len()];
     let mut dec = tinylens::IntDecoder::new(model, &mut arena)?;
     let n_terms = Term::count(&cfg);
-    let mut t = Trace {
-        seq,
-        last_token: None,
-        last_terms: Vec::new(),
-        logits: vec![0.0; seq * v],
-        pattern: vec![vec![0.0; h * seq * seq]; l],
-        z: vec![Vec::new(); l],
-        result: vec![Vec::new(); l],
-        resid_post: vec![Vec::new(); l],
-        dla_direct_embed: vec![0.0; r * v],
-        dla_direct_pos: vec![0.0; r * v],
-        dla_heads: vec![0.0; l * h * r * v],
-        dla_bias_b_o: vec![0.0; l * r * v],
-        dla_bias_const: vec![0.0; if r > 0 { v } else { 0 }],
-        dla_heads_tl: None,
-    };
+    let mut t = Trace::zeros(&cfg, seq, r, false);
     let mut table = vec![0i32; if r > 0 { n_terms * v } else { 0 }];
     for (p, &token) in tokens.iter().enumerate() {
         let logits = dec.step(token)?;

@@ -186,6 +186,8 @@ fn bad_input_gets_a_clear_error() {
     future[8] = 9;
     let future = write("future.tlb", &future);
     fails_with(&["inspect", &future], "format version 9 is not supported");
+    let torch = write("model.pt", b"PK\x03\x04 a torch.save zip");
+    fails_with(&["run", &torch, "--tokens", "1"], "it is a PyTorch file");
     let not_a_blob = write("text.tlb", b"hello, this is not a model at all");
     fails_with(&["inspect", &not_a_blob], "not a tinylens blob");
 
