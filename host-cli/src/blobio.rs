@@ -98,7 +98,9 @@ pub fn load_model(path: &Path, config: Option<&Path>) -> Result<LoadedModel> {
         _ => {
             let bytes =
                 std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            if !bytes.starts_with(&tinylens::blob::MAGIC) {
+            // A file that is no blob and not named as one: say what it is instead.
+            let named_tlb = path.extension().is_some_and(|e| e == "tlb");
+            if !named_tlb && !bytes.starts_with(&tinylens::blob::MAGIC) {
                 if let Some(e) = crate::import::foreign_file_error(path, &bytes) {
                     return Err(e).with_context(|| format!("cannot load {}", path.display()));
                 }
