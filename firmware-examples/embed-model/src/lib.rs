@@ -166,11 +166,14 @@ pub fn embed(blob: &Blob, request: &Request, memory: &Memory) -> Result<String, 
     let cfg = *model.config();
     let int = model.format() == NumberFormat::Int;
     fit::check(blob.bytes.as_bytes().len(), &cfg, int, memory)?;
-    let asked = request
-        .prompt
-        .clone()
-        .unwrap_or_else(|| Prompt::Text(common::PROMPT.to_string()));
-    let checked = prompt::check(&asked, request.new_tokens, &cfg, model.vocab())?;
+    let checked = match &request.prompt {
+        Some(asked) => prompt::check(asked, request.new_tokens, &cfg, model.vocab())?,
+        None => {
+            let demo = Prompt::Text(common::PROMPT.to_string());
+            prompt::check(&demo, request.new_tokens, &cfg, model.vocab())
+                .map_err(|why| Refusal::DemoPrompt(Box::new(why)))?
+        }
+    };
     let name = blob.name();
     Ok(source::rust(&source::Embedded {
         path: &blob.path,

@@ -75,6 +75,8 @@ pub enum Refusal {
         /// The model's `n_ctx`.
         n_ctx: usize,
     },
+    /// No prompt was given, and the demo's does not suit the model: why.
+    DemoPrompt(Box<Refusal>),
     /// More attribution terms than the demo prints.
     Terms {
         /// The model's `Term::count`.
@@ -119,7 +121,7 @@ impl fmt::Display for Refusal {
             Refusal::EmptyPrompt => f.write_str("the prompt has no tokens"),
             Refusal::OutOfVocab { found, at } => write!(
                 f,
-                "TINYLENS_PROMPT: {found:?} at byte {at} begins no token of the model's vocabulary"
+                "the prompt has {found:?} at byte {at}, which begins no token of the model's vocabulary"
             ),
             Refusal::TokenId { id, index, d_vocab } => write!(
                 f,
@@ -130,6 +132,10 @@ impl fmt::Display for Refusal {
                 f,
                 "the prompt's {prompt} tokens and the {new_tokens} generated (TINYLENS_NEW_TOKENS) take {} positions, more than the model's context of {n_ctx}",
                 prompt + new_tokens - 1
+            ),
+            Refusal::DemoPrompt(why) => write!(
+                f,
+                "no prompt given, and the demo's does not suit this model ({why}): set TINYLENS_PROMPT=\"text\" or TINYLENS_TOKENS=\"1,2,3\""
             ),
             Refusal::Terms { count, max } => write!(
                 f,

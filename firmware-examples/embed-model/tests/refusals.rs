@@ -168,6 +168,23 @@ fn refuses_a_prompt_longer_than_the_context() {
 }
 
 #[test]
+fn asks_for_a_prompt_when_the_demos_does_not_suit() {
+    // demo-2l-micro's context of 32 holds the demo's 20 prompt tokens and 8 new ones, not 20.
+    let blob = fixture("demo-2l-micro.int.tlb");
+    let refusal = embed(&blob, &request(None, 20), &M3).unwrap_err();
+    let context = Refusal::Context {
+        prompt: 20,
+        new_tokens: 20,
+        n_ctx: 32,
+    };
+    assert_eq!(refusal, Refusal::DemoPrompt(Box::new(context)));
+    assert!(
+        refusal.to_string().contains("set TINYLENS_PROMPT"),
+        "{refusal}"
+    );
+}
+
+#[test]
 fn reads_token_lists() {
     assert_eq!(prompt::parse_tokens("1, 2 3,4"), Ok(vec![1, 2, 3, 4]));
     assert!(matches!(
