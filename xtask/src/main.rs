@@ -6,6 +6,8 @@
 //!   and `i8` within [`F32_TOLERANCE`]. Records flash, static RAM and executed instructions
 //!   per token against the snapshot `fixtures/firmware/snapshot.txt` and fails on growth past
 //!   [`GROWTH`]; writes the figures table `fixtures/firmware/figures.md`.
+//!   Then embeds a model of its own with `TINYLENS_BLOB` (see [`own_model`]), and tests
+//!   `embed-model`, the examples' build script, on the host.
 //! - `cargo xtask boards [--bless]`: builds the real-board examples (not run) and checks their
 //!   sizes against the same snapshot.
 //! - `--bless` remakes the examples' blobs from the trained demo checkpoints in `models/` with
@@ -231,6 +233,12 @@ fn firmware(bless: bool, qemu: bool) -> Result<()> {
         .collect();
     if bless {
         make_blobs(&examples)?;
+    }
+    if qemu {
+        println!("==> test firmware-examples/embed-model (on the host)");
+        run(Command::new("cargo")
+            .args(["test", "-q", "-p", "embed-model"])
+            .current_dir(root().join("firmware-examples")))?;
     }
     // One build per package: the firmware workspace shares one target directory, so
     // dependencies compile once per target.
