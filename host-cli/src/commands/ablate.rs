@@ -7,7 +7,6 @@ use anyhow::Result;
 
 use crate::analysis::ablate::{ablate, ablation_tensors, print_ablation};
 use crate::analysis::write_tensors;
-use crate::blobio::load_model;
 use crate::inputs::tokens_of;
 use crate::report::describe;
 use crate::tokenize::show;
@@ -15,20 +14,18 @@ use crate::tokenize::show;
 /// Ablate each head and the direct path (zero and mean): the loss change per term.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A .tlb blob or a .safetensors checkpoint.
-    pub model: PathBuf,
+    #[command(flatten)]
+    pub model: super::ModelArgs,
     #[command(flatten)]
     pub input: super::InputArgs,
     /// Write the losses to this safetensors file.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    #[command(flatten)]
-    pub config: super::ConfigArg,
 }
 
 /// `tinylens ablate`.
 pub fn run(args: Args) -> Result<()> {
-    let loaded = load_model(&args.model, args.config.config.as_deref())?;
+    let loaded = args.model.load()?;
     let model = loaded.model()?;
     let p = loaded.params()?;
     let tokens = tokens_of(&model, &args.input.input())?;

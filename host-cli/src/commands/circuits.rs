@@ -10,14 +10,13 @@ use crate::analysis::circuits::{
     circuits, circuits_tensors, print_circuits, CircuitsOptions, CircuitsReport, DENSE_OUT_LIMIT,
 };
 use crate::analysis::{write_tensors, HeadId};
-use crate::blobio::load_model;
 use crate::report::describe;
 
 /// Circuits: direct path (bigrams), full OV and QK circuits and skip-trigrams per head.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A .tlb blob or a .safetensors checkpoint.
-    pub model: PathBuf,
+    #[command(flatten)]
+    pub model: super::ModelArgs,
     /// Only this head, LAYER.HEAD (e.g. 1.0); default every head.
     #[arg(long)]
     pub head: Option<String>,
@@ -33,13 +32,11 @@ pub struct Args {
     /// Write direct_path, full_OV, full_QK and the top-k tables to this safetensors file.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    #[command(flatten)]
-    pub config: super::ConfigArg,
 }
 
 /// `tinylens circuits`.
 pub fn run(args: Args) -> Result<()> {
-    let loaded = load_model(&args.model, args.config.config.as_deref())?;
+    let loaded = args.model.load()?;
     let p = loaded.params()?;
     let head = args
         .head

@@ -7,7 +7,6 @@ use anyhow::Result;
 
 use crate::analysis::heads::{heads, heads_tensors, print_heads, repeated_sequences, HeadsReport};
 use crate::analysis::write_tensors;
-use crate::blobio::load_model;
 use crate::inputs::{check_count, check_sequences, read_tokens_file};
 use crate::params::Params;
 use crate::report::describe;
@@ -15,8 +14,8 @@ use crate::report::describe;
 /// Heads: previous-token, duplicate and induction scores, copying and composition scores.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A .tlb blob or a .safetensors checkpoint.
-    pub model: PathBuf,
+    #[command(flatten)]
+    pub model: super::ModelArgs,
     /// Number of repeated random sequences (at most 10000).
     #[arg(long, default_value_t = 8)]
     pub seqs: usize,
@@ -29,15 +28,12 @@ pub struct Args {
     /// Write every score to this safetensors file.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    #[command(flatten)]
-    pub config: super::ConfigArg,
 }
 
 /// `tinylens heads`.
 pub fn run(args: Args) -> Result<()> {
     let (p, r) = report(
         &args.model,
-        args.config.config.as_deref(),
         args.tokens_file.as_deref(),
         args.seqs,
         args.seed,
@@ -75,15 +71,14 @@ pub fn head_sequences(
     Ok(repeated_sequences(n, half, c.d_vocab, seed))
 }
 
-/// The head scores of the model at `path` (used by `heads` and `plot heads`).
+/// The head scores of `model` (used by `heads` and `plot heads`).
 pub fn report(
-    path: &Path,
-    config: Option<&Path>,
+    model: &super::ModelArgs,
     tokens_file: Option<&Path>,
     seqs: usize,
     seed: u64,
 ) -> Result<(Params, HeadsReport)> {
-    let loaded = load_model(path, config)?;
+    let loaded = model.load()?;
     let model = loaded.model()?;
     let p = loaded.params()?;
     let sequences = head_sequences(&p, tokens_file, seqs, seed)?;

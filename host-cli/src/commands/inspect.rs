@@ -1,23 +1,18 @@
 //! `tinylens inspect`: what a blob or checkpoint holds: config, tensors, sizes, format,
 //! checksum, and the config as the Rust literal a firmware sizes its state with.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use tinylens::blob::{NumberFormat, TensorKind, ALIGN};
 use tinylens::Config;
 
-use crate::blobio::load_model;
 use crate::report::describe;
 use crate::trace::{trace_bytes, MAX_TRACE_BYTES};
 
 /// Show what a blob or checkpoint holds: config, tensors, sizes, format, checksum.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A .tlb blob or a .safetensors checkpoint.
-    pub file: PathBuf,
     #[command(flatten)]
-    pub config: super::ConfigArg,
+    pub model: super::ModelArgs,
 }
 
 /// The shape of a tensor under `cfg`, as TransformerLens has it.
@@ -37,8 +32,8 @@ pub fn shape(kind: TensorKind, cfg: &Config) -> Vec<usize> {
 
 /// `tinylens inspect`: what a blob or checkpoint holds.
 pub fn run(args: Args) -> Result<()> {
-    let path = args.file.as_path();
-    let loaded = load_model(path, args.config.config.as_deref())?;
+    let path = args.model.model.as_path();
+    let loaded = args.model.load()?;
     let model = loaded.model()?;
     let cfg = *model.config();
     let blob = model.blob();

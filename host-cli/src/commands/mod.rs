@@ -16,6 +16,7 @@ pub mod validate;
 
 use std::path::PathBuf;
 
+use crate::blobio::{load_model, LoadedModel};
 use crate::inputs::Input;
 
 /// `--tokens` or `--prompt`: the tokens of a run, exactly one of the two.
@@ -37,10 +38,20 @@ impl InputArgs {
     }
 }
 
-/// `--config`, for a checkpoint whose `config.json` is not beside it.
+/// The model a command reads, and `--config` for a checkpoint whose `config.json` is not
+/// beside it.
 #[derive(clap::Args)]
-pub struct ConfigArg {
+pub struct ModelArgs {
+    /// A .tlb blob or a .safetensors checkpoint.
+    pub model: PathBuf,
     /// A TransformerLens config.json for a checkpoint.
     #[arg(long)]
     pub config: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    /// Loads the model file.
+    pub fn load(&self) -> anyhow::Result<LoadedModel> {
+        load_model(&self.model, self.config.as_deref())
+    }
 }

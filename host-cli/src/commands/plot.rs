@@ -9,7 +9,6 @@ use clap::Subcommand;
 use crate::analysis::plot::attention::{page, Patterns};
 use crate::analysis::plot::svg::{bars, document, Heatmap};
 use crate::analysis::HeadId;
-use crate::blobio::load_model;
 use crate::files::write;
 use crate::inputs::{tokens_of, vocab_of};
 use crate::report::{last_position_terms, term_name, top_k};
@@ -38,8 +37,8 @@ pub enum Plot {
 /// The arguments of `plot attention`.
 #[derive(clap::Args)]
 pub struct AttentionArgs {
-    /// A .tlb blob or a .safetensors checkpoint.
-    pub model: PathBuf,
+    #[command(flatten)]
+    pub model: super::ModelArgs,
     #[command(flatten)]
     pub input: super::InputArgs,
     /// The HTML page to write.
@@ -48,15 +47,13 @@ pub struct AttentionArgs {
     /// Also write one SVG heatmap per head into this directory.
     #[arg(long)]
     pub svg_dir: Option<PathBuf>,
-    #[command(flatten)]
-    pub config: super::ConfigArg,
 }
 
 /// The arguments of `plot attribution`.
 #[derive(clap::Args)]
 pub struct AttributionArgs {
-    /// A .tlb blob or a .safetensors checkpoint.
-    pub model: PathBuf,
+    #[command(flatten)]
+    pub model: super::ModelArgs,
     #[command(flatten)]
     pub input: super::InputArgs,
     /// The token whose logit to split (text or id); default the top prediction.
@@ -65,15 +62,13 @@ pub struct AttributionArgs {
     /// The SVG to write.
     #[arg(short, long)]
     pub output: PathBuf,
-    #[command(flatten)]
-    pub config: super::ConfigArg,
 }
 
 /// The arguments of `plot heads`.
 #[derive(clap::Args)]
 pub struct HeadsArgs {
-    /// A .tlb blob or a .safetensors checkpoint.
-    pub model: PathBuf,
+    #[command(flatten)]
+    pub model: super::ModelArgs,
     /// Number of repeated random sequences (at most 10000).
     #[arg(long, default_value_t = 8)]
     pub seqs: usize,
@@ -83,8 +78,6 @@ pub struct HeadsArgs {
     /// The SVG to write.
     #[arg(short, long)]
     pub output: PathBuf,
-    #[command(flatten)]
-    pub config: super::ConfigArg,
 }
 
 /// `tinylens plot`.
@@ -98,9 +91,9 @@ pub fn run(args: Args) -> Result<()> {
 
 /// `tinylens plot attention`: the HTML page, and with `--svg-dir` one SVG heatmap per head.
 fn attention(a: AttentionArgs) -> Result<()> {
-    let path = a.model.as_path();
+    let path = a.model.model.as_path();
     let output = a.output.as_path();
-    let loaded = load_model(path, a.config.config.as_deref())?;
+    let loaded = a.model.load()?;
     let model = loaded.model()?;
     let tokens = tokens_of(&model, &a.input.input())?;
     let cfg = *model.config();
@@ -149,7 +142,7 @@ fn attention(a: AttentionArgs) -> Result<()> {
 /// prediction) at the last position.
 fn attribution(a: AttributionArgs) -> Result<()> {
     let output = a.output.as_path();
-    let loaded = load_model(&a.model, a.config.config.as_deref())?;
+    let loaded = a.model.load()?;
     let model = loaded.model()?;
     let tokens = tokens_of(&model, &a.input.input())?;
     let cfg = *model.config();
@@ -201,7 +194,7 @@ fn attribution(a: AttributionArgs) -> Result<()> {
 /// composition scores (`[L*H, L*H]`).
 fn heads(a: HeadsArgs) -> Result<()> {
     let output = a.output.as_path();
-    let (p, r) = super::heads::report(&a.model, a.config.config.as_deref(), None, a.seqs, a.seed)?;
+    let (p, r) = super::heads::report(&a.model, None, a.seqs, a.seed)?;
     let c = &p.config;
     let layers: Vec<String> = (0..c.n_layers).map(|l| format!("layer {l}")).collect();
     let heads: Vec<String> = (0..c.n_heads).map(|h| format!("head {h}")).collect();

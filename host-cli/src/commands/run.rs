@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::blobio::load_model;
 use crate::inputs::{tokens_of, vocab_of};
 use crate::report::print_prediction;
 use crate::trace::{write_safetensors, Attribution};
@@ -12,8 +11,8 @@ use crate::trace::{write_safetensors, Attribution};
 /// Run a model (.tlb or .safetensors) with the kernel: top next tokens and attribution.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A .tlb blob or a .safetensors checkpoint.
-    pub model: PathBuf,
+    #[command(flatten)]
+    pub model: super::ModelArgs,
     #[command(flatten)]
     pub input: super::InputArgs,
     /// How many next tokens to list.
@@ -22,13 +21,11 @@ pub struct Args {
     /// Write every hook and the attribution of every position to this safetensors file.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    #[command(flatten)]
-    pub config: super::ConfigArg,
 }
 
 /// `tinylens run`.
 pub fn run(args: Args) -> Result<()> {
-    let loaded = load_model(&args.model, args.config.config.as_deref())?;
+    let loaded = args.model.load()?;
     let model = loaded.model()?;
     let tokens = tokens_of(&model, &args.input.input())?;
     let dla = match args.out {
