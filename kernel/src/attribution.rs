@@ -139,17 +139,6 @@ impl Decoder<'_, '_> {
         }
     }
 
-    fn check_vocab(&self, t: u32) -> Result<usize, Error> {
-        if (t as usize) < self.cfg.d_vocab {
-            Ok(t as usize)
-        } else {
-            Err(Error::TokenOutOfRange {
-                token: t,
-                d_vocab: self.cfg.d_vocab,
-            })
-        }
-    }
-
     /// Attributes one logit (or a logit difference) of the current position to every term:
     /// `out[k]` is term [`Term::nth`]`(k)`'s contribution, `out`: [Term::count]. Needs no
     /// `[terms, d_vocab]` memory: it reads one column of `W_U` per target token.
@@ -168,8 +157,8 @@ impl Decoder<'_, '_> {
             });
         }
         let (a, b) = match target {
-            Target::Token(t) => (self.check_vocab(t)?, None),
-            Target::Diff(a, b) => (self.check_vocab(a)?, Some(self.check_vocab(b)?)),
+            Target::Token(t) => (self.cfg.check_token(t)?, None),
+            Target::Diff(a, b) => (self.cfg.check_token(a)?, Some(self.cfg.check_token(b)?)),
         };
         let Config {
             d_model, d_vocab, ..

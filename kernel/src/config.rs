@@ -51,6 +51,38 @@ pub struct Config {
 }
 
 impl Config {
+    /// `token` as an index, when it is below `d_vocab`.
+    pub(crate) fn check_token(&self, token: u32) -> Result<usize, crate::Error> {
+        if (token as usize) < self.d_vocab {
+            Ok(token as usize)
+        } else {
+            Err(crate::Error::TokenOutOfRange {
+                token,
+                d_vocab: self.d_vocab,
+            })
+        }
+    }
+
+    /// Checks a prompt before anything runs, so that a bad one changes nothing: not empty,
+    /// every token in the vocabulary, and at most `room` of them (of a `capacity`).
+    pub(crate) fn check_prompt(
+        &self,
+        tokens: &[u32],
+        room: usize,
+        capacity: usize,
+    ) -> Result<(), crate::Error> {
+        if tokens.is_empty() {
+            return Err(crate::Error::EmptyPrompt);
+        }
+        for &t in tokens {
+            self.check_token(t)?;
+        }
+        if tokens.len() > room {
+            return Err(crate::Error::ContextFull { capacity });
+        }
+        Ok(())
+    }
+
     /// Elements of the KV cache for `ctx` positions: keys and values of every head of every
     /// layer, `2 * [n_layers, n_heads, ctx, d_head]`.
     pub const fn kv_cache_len(&self, ctx: usize) -> usize {

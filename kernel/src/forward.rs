@@ -533,7 +533,7 @@ impl<'m, 's> Decoder<'m, 's> {
 
     /// [`step`](Self::step), calling `hooks` at each hook point on the way.
     pub fn step_with(&mut self, token: u32, hooks: &mut impl Hooks) -> Result<&[f32], Error> {
-        self.check_token(token)?;
+        self.cfg.check_token(token)?;
         if self.pos >= self.ctx {
             return Err(Error::ContextFull { capacity: self.ctx });
         }
@@ -545,15 +545,8 @@ impl<'m, 's> Decoder<'m, 's> {
     /// token. Every token is checked before anything runs, so a bad prompt changes nothing.
     /// Logits are computed for the last position only.
     pub fn prefill(&mut self, tokens: &[u32]) -> Result<&[f32], Error> {
-        if tokens.is_empty() {
-            return Err(Error::EmptyPrompt);
-        }
-        for &t in tokens {
-            self.check_token(t)?;
-        }
-        if self.pos + tokens.len() > self.ctx {
-            return Err(Error::ContextFull { capacity: self.ctx });
-        }
+        self.cfg
+            .check_prompt(tokens, self.ctx - self.pos, self.ctx)?;
         let last = tokens.len() - 1;
         for (i, &t) in tokens.iter().enumerate() {
             self.forward(t, &mut (), i == last);
@@ -580,15 +573,7 @@ impl<'m, 's> Decoder<'m, 's> {
     /// # Ok(()) }
     /// ```
     pub fn slide(&mut self, recent: &[u32]) -> Result<&[f32], Error> {
-        if recent.is_empty() {
-            return Err(Error::EmptyPrompt);
-        }
-        if recent.len() > self.ctx {
-            return Err(Error::ContextFull { capacity: self.ctx });
-        }
-        for &t in recent {
-            self.check_token(t)?;
-        }
+        self.cfg.check_prompt(recent, self.ctx, self.ctx)?;
         self.reset();
         self.prefill(recent)
     }
@@ -639,17 +624,6 @@ impl<'m, 's> Decoder<'m, 's> {
             });
         }
         Ok(layer * self.cfg.n_heads + head)
-    }
-
-    fn check_token(&self, token: u32) -> Result<(), Error> {
-        if (token as usize) < self.cfg.d_vocab {
-            Ok(())
-        } else {
-            Err(Error::TokenOutOfRange {
-                token,
-                d_vocab: self.cfg.d_vocab,
-            })
-        }
     }
 
     /// One position through the whole model: embed, every attention layer, and (if asked)

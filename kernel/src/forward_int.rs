@@ -434,17 +434,6 @@ impl<'m, 's> IntDecoder<'m, 's> {
         self.has_logits = false;
     }
 
-    fn check_token(&self, token: u32) -> Result<(), Error> {
-        if (token as usize) < self.cfg.d_vocab {
-            Ok(())
-        } else {
-            Err(Error::TokenOutOfRange {
-                token,
-                d_vocab: self.cfg.d_vocab,
-            })
-        }
-    }
-
     /// Appends `token` and returns its logits, Q16.16: `[d_vocab]`.
     pub fn step(&mut self, token: u32) -> Result<&[i32], Error> {
         self.step_with(token, &mut ())
@@ -452,7 +441,7 @@ impl<'m, 's> IntDecoder<'m, 's> {
 
     /// [`step`](Self::step), calling `hooks` on the way.
     pub fn step_with(&mut self, token: u32, hooks: &mut impl IntHooks) -> Result<&[i32], Error> {
-        self.check_token(token)?;
+        self.cfg.check_token(token)?;
         if self.pos >= self.ctx {
             return Err(Error::ContextFull { capacity: self.ctx });
         }
@@ -463,15 +452,8 @@ impl<'m, 's> IntDecoder<'m, 's> {
     /// Runs a prompt and returns the logits of its last token (Q16.16). Checks every token
     /// first, so a bad prompt changes nothing.
     pub fn prefill(&mut self, tokens: &[u32]) -> Result<&[i32], Error> {
-        if tokens.is_empty() {
-            return Err(Error::EmptyPrompt);
-        }
-        for &t in tokens {
-            self.check_token(t)?;
-        }
-        if self.pos + tokens.len() > self.ctx {
-            return Err(Error::ContextFull { capacity: self.ctx });
-        }
+        self.cfg
+            .check_prompt(tokens, self.ctx - self.pos, self.ctx)?;
         let last = tokens.len() - 1;
         for (i, &t) in tokens.iter().enumerate() {
             self.forward(t, &mut (), i == last);
@@ -482,15 +464,7 @@ impl<'m, 's> IntDecoder<'m, 's> {
     /// Starts over with `recent` re-encoded at positions `0..recent.len()` (see
     /// [`Decoder::slide`](crate::Decoder::slide)).
     pub fn slide(&mut self, recent: &[u32]) -> Result<&[i32], Error> {
-        if recent.is_empty() {
-            return Err(Error::EmptyPrompt);
-        }
-        if recent.len() > self.ctx {
-            return Err(Error::ContextFull { capacity: self.ctx });
-        }
-        for &t in recent {
-            self.check_token(t)?;
-        }
+        self.cfg.check_prompt(recent, self.ctx, self.ctx)?;
         self.reset();
         self.prefill(recent)
     }
@@ -808,7 +782,7 @@ impl<'m, 's> IntDecoder<'m, 's> {
             Target::Diff(a, b) => (a, Some(b)),
         };
         for t in core::iter::once(a).chain(b) {
-            self.check_token(t)?;
+            self.cfg.check_token(t)?;
         }
         let w = self.w;
         let v = self.cfg.d_vocab;
