@@ -1835,18 +1835,7 @@ pub(crate) mod test_params {
     }
 
     /// A small config: 2 layers, 2 heads, d_model 8, d_head 4, 11 tokens, n_ctx 6.
-    pub(crate) fn small_config(norm: Norm, pos: PosEmbed) -> Config {
-        Config {
-            n_layers: 2,
-            n_heads: 2,
-            d_model: 8,
-            d_head: 4,
-            d_vocab: 11,
-            n_ctx: 6,
-            norm,
-            pos,
-        }
-    }
+    pub(crate) use tinylens::testing::tiny_config as small_config;
 }
 
 #[cfg(test)]
