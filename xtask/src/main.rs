@@ -27,9 +27,9 @@ use std::{env, fs, thread};
 
 use anyhow::{bail, ensure, Context, Result};
 use common::models::model_name;
-use common::{cost, Demo, FmtOut, NoClock, DEMO};
+use common::{cost, Demo, DemoError, Float, FmtOut, Format, Int, NoClock, Summary, DEMO};
 use tinylens::writer::AlignedBytes;
-use tinylens::{Decoder, IntDecoder, Model, NumberFormat};
+use tinylens::{Model, NumberFormat};
 
 mod fuzz;
 
@@ -293,37 +293,34 @@ fn firmware(bless: bool, qemu: bool) -> Result<()> {
 }
 
 /// Embeds a model that is none of the shipped demos with `TINYLENS_BLOB`, the way a user puts
-/// their own model on a chip: trains one for 300 steps, under a second (1 layer of 2 heads, `d_model` 32, a
-/// context of 16), quantizes it to `int`, builds it into the M3 example with a prompt given as
-/// `TINYLENS_TOKENS`, runs it under QEMU and compares its transcript with the host kernel's on
-/// the same blob and tokens, bit for bit. Then checks that the build refuses a blob of a format
-/// the example does not run, and rebuilds the example with its demo.
+/// their own model on a chip: trains one ([`train_own_model`]), builds it into the M3 example
+/// with a prompt given as `TINYLENS_TOKENS`, runs it under QEMU and compares its transcript
+/// with the host kernel's on the same blob and tokens, bit for bit. Then checks that the build
+/// refuses a blob of a format the example does not run, and, pass or fail, rebuilds the example
+/// with its demo.
 fn own_model() -> Result<()> {
+    let m3 = EXAMPLES
+        .iter()
+        .find(|e| e.bin == "m3-int")
+        .context("no m3-int example")?;
+    let checked = train_own_model()
+        .and_then(|blob| own_model_matches_host(m3, &blob))
+        .and_then(|()| refuses_wrong_format(m3));
+    let rebuilt = run(Command::new("cargo")
+        .args(["build", "--release", "-q"])
+        .current_dir(root().join("firmware-examples").join(m3.package)));
+    checked.and(rebuilt)
+}
+
+/// Trains a model for 300 steps, under a second (1 layer of 2 heads, `d_model` 32, a context
+/// of 16, on the skip-trigram task), and quantizes it to `int`: returns the blob.
+fn train_own_model() -> Result<PathBuf> {
     let dir = root().join("target/xtask-own-model");
     fs::create_dir_all(&dir)?;
     println!("==> own model: train 1 layer x 2 heads for 300 steps, quantize to int");
-    run(cli()
-        .args([
-            "train",
-            "--task",
-            "skip-trigrams",
-            "--layers",
-            "1",
-            "--heads",
-            "2",
-        ])
-        .args([
-            "--d-model",
-            "32",
-            "--d-head",
-            "8",
-            "--n-ctx",
-            "16",
-            "--steps",
-            "30",
-        ])
-        .args(["--corpus-tokens", "20000", "-o"])
-        .arg(&dir))?;
+    let train = "train --task skip-trigrams --layers 1 --heads 2 --d-model 32 --d-head 8 \
+                 --n-ctx 16 --steps 300 --corpus-tokens 20000 -o";
+    run(cli().args(train.split_whitespace()).arg(&dir))?;
     let blob = dir.join("skip-trigrams-1l.int.tlb");
     run(cli()
         .arg("quantize")
@@ -331,7 +328,13 @@ fn own_model() -> Result<()> {
         .arg("-o")
         .arg(&blob)
         .args(["--format", "int"]))?;
-    let bytes = AlignedBytes::new(&fs::read(&blob)?);
+    Ok(blob)
+}
+
+/// Runs `example` with `blob` embedded and [`OWN_MODEL_TOKENS`] as its prompt, and compares
+/// its transcript with the host kernel's.
+fn own_model_matches_host(example: &Example, blob: &Path) -> Result<()> {
+    let bytes = AlignedBytes::new(&fs::read(blob)?);
     let model = Model::from_blob(bytes.as_bytes())?;
     let vocab = model
         .vocab()
@@ -350,18 +353,14 @@ fn own_model() -> Result<()> {
         tokens: Some(&OWN_MODEL_TOKENS),
         new_tokens: DEMO.new_tokens,
     };
-    let host = host_transcript(&blob, &demo)?;
-    let m3 = EXAMPLES
-        .iter()
-        .find(|e| e.bin == "m3-int")
-        .context("no m3-int example")?;
+    let host = host_transcript(blob, &demo)?;
     let tokens: Vec<String> = OWN_MODEL_TOKENS.iter().map(u32::to_string).collect();
     let tokens = tokens.join(",");
     let vars = [
         ("TINYLENS_BLOB", blob.as_os_str()),
         ("TINYLENS_TOKENS", OsStr::new(&tokens)),
     ];
-    let device = run_device(m3, &vars)?;
+    let device = run_device(example, &vars)?;
     let (body, device_only) = split_device(&device);
     ensure!(
         device_only.iter().any(|l| l == "done"),
@@ -372,11 +371,11 @@ fn own_model() -> Result<()> {
         "the transcript does not name the embedded model:\n{device}"
     );
     compare(&body, &host, true).with_context(|| format!("device transcript:\n{device}"))?;
-    println!("ok   own model        m3-int with TINYLENS_BLOB: transcript matches the host kernel (bit for bit)");
-    refuses_wrong_format(m3)?;
-    run(Command::new("cargo")
-        .args(["build", "--release", "-q"])
-        .current_dir(root().join("firmware-examples").join(m3.package)))
+    println!(
+        "ok   own model        {} with TINYLENS_BLOB: transcript matches the host kernel (bit for bit)",
+        example.bin
+    );
+    Ok(())
 }
 
 /// Builds `example` (an `int` example) with the `f32` demo blob as `TINYLENS_BLOB`: the build
@@ -545,32 +544,30 @@ fn host_transcript(blob: &Path, demo: &Demo<'_>) -> Result<String> {
     let mut out = FmtOut(String::new());
     let result = match model.format() {
         NumberFormat::Int => {
-            let mut state = vec![0i32; cfg.int_state_len()];
-            let mut decoder = IntDecoder::new(&model, &mut state)?;
-            common::run(
-                &model,
-                &mut decoder,
-                cfg.n_ctx,
-                demo,
-                &mut out,
-                &mut NoClock,
-            )
+            host_run::<Int>(&model, &mut vec![0; cfg.int_state_len()], demo, &mut out)
         }
-        _ => {
-            let mut state = vec![0.0f32; cfg.state_len()];
-            let mut decoder = Decoder::new(&model, &mut state)?;
-            common::run(
-                &model,
-                &mut decoder,
-                cfg.n_ctx,
-                demo,
-                &mut out,
-                &mut NoClock,
-            )
-        }
+        _ => host_run::<Float>(&model, &mut vec![0.0; cfg.state_len()], demo, &mut out),
     };
     result.map_err(|e| anyhow::anyhow!("host run of {}: {e}", blob.display()))?;
     Ok(out.0)
+}
+
+/// The demo on the host kernel's decoder of format `F`, over `state`.
+fn host_run<F: Format>(
+    model: &Model<'_>,
+    state: &mut [F::Word],
+    demo: &Demo<'_>,
+    out: &mut FmtOut<String>,
+) -> Result<Summary, DemoError> {
+    let mut decoder = F::decoder(model, state)?;
+    common::run(
+        model,
+        &mut decoder,
+        model.config().n_ctx,
+        demo,
+        out,
+        &mut NoClock,
+    )
 }
 
 /// Runs the example with `cargo run` (its `.cargo/config.toml` runner: QEMU, and
@@ -596,18 +593,8 @@ fn run_device(e: &Example, vars: &[(&str, &OsStr)]) -> Result<String> {
         .stderr(Stdio::piped())
         .spawn()
         .context("cannot run cargo")?;
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
+    let out = read_all(child.stdout.take().context("no stdout")?);
+    let err = read_all(child.stderr.take().context("no stderr")?);
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -629,6 +616,15 @@ fn run_device(e: &Example, vars: &[(&str, &OsStr)]) -> Result<String> {
         Some(s) if !s.success() => bail!("exited with {s}:\n{out}{err}"),
         Some(_) => Ok(out),
     }
+}
+
+/// Reads `pipe` to its end on a thread of its own, so that a full pipe never stalls the child.
+fn read_all(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut s = String::new();
+        let _ = pipe.read_to_string(&mut s);
+        s
+    })
 }
 
 /// Splits a device transcript into what the host also prints and the device-only lines
