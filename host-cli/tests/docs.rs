@@ -5,6 +5,9 @@
 //! front page, `docs/cli.md` shows every subcommand, and every relative link of the README
 //! and `docs/` points at a file (and heading) that exists.
 
+mod common;
+
+use common::words;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -85,49 +88,6 @@ fn shell_lines(page: &str) -> Vec<(usize, String)> {
                 out.push((number, text));
             }
         }
-    }
-    out
-}
-
-/// Splits a command line into words as a shell would for these pages: spaces separate, single
-/// and double quotes group (`\` escapes inside double quotes), a `#` that starts a word begins
-/// a comment.
-fn words(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '#' if !in_word => break,
-            '"' => {
-                in_word = true;
-                while let Some(c) = chars.next() {
-                    match c {
-                        '"' => break,
-                        '\\' => word.extend(chars.next()),
-                        c => word.push(c),
-                    }
-                }
-            }
-            '\'' => {
-                in_word = true;
-                word.extend(chars.by_ref().take_while(|&c| c != '\''));
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        out.push(word);
     }
     out
 }

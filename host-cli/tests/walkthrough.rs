@@ -2,6 +2,9 @@
 //! `tinylens` (from the repository root) and its standard output must be the ```text block
 //! that follows it, up to trailing whitespace and the system temp directory (written `$TMP`).
 
+mod common;
+
+use common::words;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -41,44 +44,6 @@ fn examples(page: &str) -> Vec<(String, String)> {
         } else {
             i += 1;
         }
-    }
-    out
-}
-
-/// Splits a command line into words: spaces separate, double quotes group (with `\"` and `\\`
-/// escapes inside), a trailing `\` continues the line.
-fn words(cmd: &str) -> Vec<String> {
-    let cmd = cmd.replace("\\\n", " ");
-    let mut out = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = cmd.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => {
-                in_word = true;
-                while let Some(c) = chars.next() {
-                    match c {
-                        '"' => break,
-                        '\\' => word.extend(chars.next()),
-                        c => word.push(c),
-                    }
-                }
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        out.push(word);
     }
     out
 }
