@@ -8,7 +8,9 @@
 //!   `cargo xtask qemu` compares the firmware's output with.
 //! - [`run_demo`]: the whole demo of a firmware in one call (load the blob, check its config,
 //!   build the decoder of a [`Format`] over the firmware's static state, run the transcript),
-//!   ending through a [`Report`]; a `main` is its target's setup and this call.
+//!   ending through a [`Report`]; a `main` is its target's setup and this call. The model it
+//!   runs, an [`EmbeddedModel`], is what the example's `build.rs` (`embed-model`) wrote from
+//!   the blob, included with [`embed_model!`].
 //! - [`cost`]: multiply-accumulates per token and the theoretical minimum of RAM, for the
 //!   figures; the [`cost::Clock`] the demo reads instruction counts from.
 //! - `qemu` (feature `qemu`): a SysTick instruction counter for QEMU's `-icount shift=0`,
