@@ -78,51 +78,42 @@ pub fn fuzz_blob(data: &[u8]) {
 pub fn run_tokens(model: &Model<'_>, tokens: &[u32]) {
     let cfg = *model.config();
     let ctx = cfg.n_ctx.min(MAX_CTX);
-    let mut history: Vec<u32> = Vec::new();
+    // The same drive for either decoder: step every token (sliding when the context is
+    // full), then prefill, an empty prefill, a reset and a re-prefill, reading out after each.
+    macro_rules! drive {
+        ($dec:ident, $readouts:ident) => {{
+            let mut history: Vec<u32> = Vec::new();
+            for &t in tokens {
+                let r = $dec.step(t).map(|_| ());
+                if let Err(Error::ContextFull { .. }) = r {
+                    let keep = (ctx / 2).max(1);
+                    let _ = $dec.slide(&history[history.len() - keep..]);
+                    let _ = $dec.step(t);
+                }
+                if (t as usize) < cfg.d_vocab {
+                    history.push(t);
+                }
+                $readouts(&mut $dec, &cfg, t);
+            }
+            let _ = $dec.prefill(tokens);
+            let _ = $dec.prefill(&[]);
+            $dec.reset();
+            let _ = $dec.prefill(&history[..history.len().min(ctx)]);
+            $readouts(&mut $dec, &cfg, 0);
+        }};
+    }
     if model.format() == NumberFormat::Int {
         let mut arena = vec![0i32; cfg.int_state_len_for(ctx)];
         let Ok(mut dec) = IntDecoder::with_context(model, &mut arena, ctx) else {
             return;
         };
-        for &t in tokens {
-            let r = dec.step(t).map(|_| ());
-            if let Err(Error::ContextFull { .. }) = r {
-                let keep = (ctx / 2).max(1);
-                let _ = dec.slide(&history[history.len() - keep..]);
-                let _ = dec.step(t);
-            }
-            if (t as usize) < cfg.d_vocab {
-                history.push(t);
-            }
-            int_readouts(&mut dec, &cfg, t);
-        }
-        let _ = dec.prefill(tokens);
-        let _ = dec.prefill(&[]);
-        dec.reset();
-        let _ = dec.prefill(&history[..history.len().min(ctx)]);
-        int_readouts(&mut dec, &cfg, 0);
+        drive!(dec, int_readouts);
     } else {
         let mut arena = vec![0.0f32; cfg.state_len_for(ctx)];
         let Ok(mut dec) = Decoder::with_context(model, &mut arena, ctx) else {
             return;
         };
-        for &t in tokens {
-            let r = dec.step(t).map(|_| ());
-            if let Err(Error::ContextFull { .. }) = r {
-                let keep = (ctx / 2).max(1);
-                let _ = dec.slide(&history[history.len() - keep..]);
-                let _ = dec.step(t);
-            }
-            if (t as usize) < cfg.d_vocab {
-                history.push(t);
-            }
-            f32_readouts(&mut dec, &cfg, t);
-        }
-        let _ = dec.prefill(tokens);
-        let _ = dec.prefill(&[]);
-        dec.reset();
-        let _ = dec.prefill(&history[..history.len().min(ctx)]);
-        f32_readouts(&mut dec, &cfg, 0);
+        drive!(dec, f32_readouts);
     }
 }
 

@@ -323,32 +323,31 @@ fn quantized_formats_end_to_end() {
     let calib = tmp("calibration.txt");
     std::fs::write(&calib, "1 2 3\n4 5 99\n").unwrap();
     let out = tmp("bad.int.tlb");
-    fails_with(
-        &[
-            "quantize",
-            ckpt,
-            "-o",
-            out.to_str().unwrap(),
-            "--format",
+    for (format, message) in [
+        (
             "int",
-            "--calibrate",
-            calib.to_str().unwrap(),
-        ],
-        "calibration sequence 2 has token 99, out of range (d_vocab = 40)",
-    );
-    fails_with(
-        &[
-            "quantize",
-            ckpt,
-            "-o",
-            out.to_str().unwrap(),
-            "--format",
+            "calibration sequence 2 has token 99, out of range (d_vocab = 40)",
+        ),
+        (
             "i8",
-            "--calibrate",
-            calib.to_str().unwrap(),
-        ],
-        "--calibrate sets activation ranges of the int format only",
-    );
+            "--calibrate sets activation ranges of the int format only",
+        ),
+    ] {
+        let (out, calib) = (out.to_str().unwrap(), calib.to_str().unwrap());
+        fails_with(
+            &[
+                "quantize",
+                ckpt,
+                "-o",
+                out,
+                "--format",
+                format,
+                "--calibrate",
+                calib,
+            ],
+            message,
+        );
+    }
 }
 
 /// A valid blob of a model that is small in flash and huge in activations: 1000 heads and a
