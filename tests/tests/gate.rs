@@ -71,7 +71,11 @@ fn a_corrupted_weight_fails() {
         bad.w_u[i] = -bad.w_u[i];
         for format in NumberFormat::ALL {
             let r = check(&p, &bad, format);
-            assert!(!r.passed(), "{name}: a flipped W_U weight passes: {}", summary(&r));
+            assert!(
+                !r.passed(),
+                "{name}: a flipped W_U weight passes: {}",
+                summary(&r)
+            );
         }
     }
 }
@@ -112,7 +116,11 @@ fn a_blob_of_another_checkpoint_fails() {
         let other = another_checkpoint(&p);
         for format in NumberFormat::ALL {
             let r = check(&p, &other, format);
-            assert!(!r.passed(), "{name}: another checkpoint passes: {}", summary(&r));
+            assert!(
+                !r.passed(),
+                "{name}: another checkpoint passes: {}",
+                summary(&r)
+            );
         }
     }
 }
