@@ -176,7 +176,7 @@ pub struct Report {
     /// Fraction of positions where kernel and reference agree on the top token.
     pub top1: f64,
     /// The same over positions whose reference top-2 gap is at least
-    /// [`tolerance::CLEAR_GAP`] of their logit range.
+    /// [`tolerance::CLEAR_GAP`] of their logit range (1 when there is none).
     pub top1_clear: f64,
     /// Positions counted by `top1_clear`.
     pub clear_positions: usize,
@@ -552,7 +552,12 @@ pub fn validate_with(
         sequences: sequences.len(),
         positions,
         top1: agree as f64 / positions.max(1) as f64,
-        top1_clear: clear_agree as f64 / clear.max(1) as f64,
+        // No clear position: nothing to disagree on.
+        top1_clear: if clear == 0 {
+            1.0
+        } else {
+            clear_agree as f64 / clear as f64
+        },
         clear_positions: clear,
         mean_kl: (kl_sum / positions.max(1) as f64).max(0.0),
     })

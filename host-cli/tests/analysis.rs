@@ -168,7 +168,10 @@ fn bad_input_gives_clear_errors() {
         &["ablate", &m, "--tokens", "3"],
         "ablation needs at least 2 tokens",
     );
-    fails_with(&["heads", &m, "--seqs", "0"], "--seqs 0: expected 1 to 10000 sequences");
+    fails_with(
+        &["heads", &m, "--seqs", "0"],
+        "--seqs 0: expected 1 to 10000 sequences",
+    );
 }
 
 #[test]

@@ -560,3 +560,60 @@ fn run_out_on_an_int_blob_says_which_hooks_it_left_out() {
     assert!(written.contains_key("blocks.0.attn.hook_pattern"));
     assert!(!written.contains_key("blocks.0.attn.hook_z"));
 }
+
+#[test]
+fn a_long_context_is_calibrated_and_validated_on_bounded_sequences() {
+    use tinylens_cli::params::{LayerParams, Params};
+    // 49 KB of weights, a context of 8192 and no positional embedding: nothing in the file
+    // limits how long a sequence may be, so the commands choose, and say so.
+    let (h, m, d, v) = (2, 16, 8, 64);
+    let cfg = tinylens::Config {
+        n_layers: 2,
+        n_heads: h,
+        d_model: m,
+        d_head: d,
+        d_vocab: v,
+        n_ctx: 8192,
+        norm: tinylens::Norm::None,
+        pos: tinylens::PosEmbed::None,
+    };
+    let ramp = |n: usize, k: usize| {
+        (0..n)
+            .map(|i| (((i * k) % 13) as f32 - 6.0) * 0.05)
+            .collect::<Vec<_>>()
+    };
+    let layer = |k| LayerParams {
+        ln1: None,
+        w_q: ramp(h * m * d, k),
+        w_k: ramp(h * m * d, k + 1),
+        w_v: ramp(h * m * d, k + 2),
+        b_q: vec![0.0; h * d],
+        b_k: vec![0.0; h * d],
+        b_v: vec![0.0; h * d],
+        w_o: ramp(h * d * m, k + 3),
+        b_o: vec![0.0; m],
+    };
+    let params = Params {
+        config: cfg,
+        vocab: None,
+        w_e: ramp(v * m, 5),
+        w_pos: None,
+        layers: vec![layer(1), layer(7)],
+        ln_final: None,
+        w_u: ramp(m * v, 3),
+        b_u: vec![0.0; v],
+    };
+    let ckpt = tmp("long/model.safetensors");
+    std::fs::create_dir_all(ckpt.parent().unwrap()).unwrap();
+    tinylens_cli::import::save_checkpoint(&params, &ckpt).unwrap();
+    let ckpt = ckpt.to_str().unwrap();
+    let blob = tmp("long.int.tlb");
+    let blob = blob.to_str().unwrap();
+    let text = ok(&["quantize", ckpt, "-o", blob, "--format", "int"]);
+    assert!(
+        text.contains("generated sequences are 512 tokens long, the model's n_ctx is 8192"),
+        "{text}"
+    );
+    let text = ok(&["validate", ckpt, blob, "--random", "2"]);
+    assert!(text.contains("2 sequences, 1024 positions"), "{text}");
+}
