@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tinylens_cli::commands::{
-    ablate, circuits, demo, heads, inspect, plot, quantize, run, train, validate,
+    ablate, circuits, demo, generate, heads, inspect, plot, quantize, run, train, validate,
 };
 
 /// TransformerLens for microcontrollers: attention-only transformers, run by a no_std kernel
@@ -40,6 +40,8 @@ enum Command {
     Train(train::Args),
     /// Show what a blob or checkpoint holds: config, tensors, sizes, format, checksum.
     Inspect(inspect::Args),
+    /// Generate text through the KV cache: greedy or sampled, sliding past the context.
+    Generate(generate::Args),
 }
 
 /// Restores the default action of SIGPIPE, so that `tinylens ... | head` ends quietly like any
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::Plot(args) => plot::run(args),
         Command::Train(args) => train::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Generate(args) => generate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
