@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tinylens_cli::commands::{
-    ablate, circuits, demo, generate, heads, inspect, plot, quantize, run, train, validate,
+    ablate, circuits, demo, generate, heads, inspect, lens, plot, quantize, run, train, validate,
 };
 
 /// TransformerLens for microcontrollers: attention-only transformers, run by a no_std kernel
@@ -42,6 +42,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Generate text through the KV cache: greedy or sampled, sliding past the context.
     Generate(generate::Args),
+    /// The logit lens: what the residual stream predicts after the embedding and each layer.
+    Lens(lens::Args),
 }
 
 /// Restores the default action of SIGPIPE, so that `tinylens ... | head` ends quietly like any
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Lens(args) => lens::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,7 +4,13 @@
 mod common;
 use common::*;
 
+use tinylens_cli::blobio::load_model;
 use tinylens_cli::commands::demo::DEMO_PROMPT;
+use tinylens_cli::commands::lens::{
+    accumulated_resid, last_stage_difference, logit_lens, rank_of, Scale, LAST_STAGE_TOLERANCE,
+};
+use tinylens_cli::reference::Reference;
+use tinylens_cli::trace::{trace_for, Attribution, Trace};
 
 /// The embedded demo model's file.
 fn demo_blob() -> String {
@@ -173,4 +179,174 @@ fn bad_generate_flags_are_named() {
         &["generate", &m, "--tokens", "1,99"],
         "token 99 is out of range",
     );
+}
+
+/// Loads a fixture checkpoint and traces `tokens` through the kernel.
+fn traced(name: &str, tokens: &[u32]) -> (tinylens_cli::params::Params, Trace) {
+    let path = fixture(name).join("model.safetensors");
+    let loaded = load_model(&path, None).unwrap();
+    let model = loaded.model().unwrap();
+    let trace = trace_for(&model, tokens, Attribution::Off).unwrap();
+    (loaded.params().unwrap(), trace)
+}
+
+#[test]
+fn the_last_stage_is_the_models_logits() {
+    let tokens = [1, 5, 9, 2, 1, 5, 9, 30, 12];
+    for name in ["l2_ln", "l2_shortformer_ln", "l1_nonorm", "l2_induction"] {
+        let (params, trace) = traced(name, &tokens);
+        for scale in [Scale::Own, Scale::Final] {
+            let lens = logit_lens(&params, &tokens, &trace, scale).unwrap();
+            assert_eq!(lens.stages.len(), params.config.n_layers + 1);
+            let diff = last_stage_difference(&lens, &trace.logits);
+            assert!(diff < LAST_STAGE_TOLERANCE, "{name} {scale:?}: {diff:e}");
+        }
+    }
+}
+
+#[test]
+fn the_stages_are_the_reference_residual_stream() {
+    let tokens = [3, 1, 4, 1, 5, 9, 2, 6];
+    for name in ["l2_ln", "l2_shortformer_ln"] {
+        let (params, trace) = traced(name, &tokens);
+        let acts = Reference::new(&params).unwrap().forward(&tokens).unwrap();
+        let stages = accumulated_resid(&params, &tokens, &trace).unwrap();
+        let standard = params.config.pos == tinylens::PosEmbed::Standard;
+        let embed: Vec<f64> = acts
+            .embed
+            .iter()
+            .zip(&acts.pos_embed)
+            .map(|(e, p)| if standard { e + p } else { *e })
+            .collect();
+        let mut expected = vec![embed];
+        expected.extend(acts.layers.iter().map(|l| l.resid_post.clone()));
+        assert_eq!(stages.len(), expected.len());
+        for (k, (got, want)) in stages.iter().zip(&expected).enumerate() {
+            let diff = got
+                .iter()
+                .zip(want)
+                .map(|(&g, &w)| (g as f64 - w).abs())
+                .fold(0.0, f64::max);
+            assert!(diff < 1e-4, "{name} stage {k}: max diff {diff:e}");
+        }
+    }
+}
+
+#[test]
+fn own_and_final_scales_differ_before_the_last_stage() {
+    let tokens = [3, 1, 4, 1, 5, 9, 2, 6];
+    let (params, trace) = traced("l2_ln", &tokens);
+    let own = logit_lens(&params, &tokens, &trace, Scale::Own).unwrap();
+    let fin = logit_lens(&params, &tokens, &trace, Scale::Final).unwrap();
+    let gap = |k: usize| {
+        own.stages[k]
+            .iter()
+            .zip(&fin.stages[k])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max)
+    };
+    assert!(gap(0) > 1e-3, "embedding stage: {}", gap(0));
+    assert!(gap(2) < 1e-9, "last stage: {}", gap(2));
+}
+
+#[test]
+fn ranks_count_larger_logits_and_lower_ids_among_equals() {
+    let logits = [1.0, 3.0, 2.0, 3.0];
+    assert_eq!(rank_of(&logits, 1), 1);
+    assert_eq!(rank_of(&logits, 3), 2);
+    assert_eq!(rank_of(&logits, 2), 3);
+    assert_eq!(rank_of(&logits, 0), 4);
+}
+
+/// The token and logit of a table row: `"tok" 1.234` after the row's label.
+fn first_pair(row: &str, after: &str) -> (String, String) {
+    let rest = row.split_once(after).expect("the label").1.trim_start();
+    let mut parts = rest.split_whitespace();
+    (parts.next().unwrap().into(), parts.next().unwrap().into())
+}
+
+#[test]
+fn lens_last_layer_top_token_is_runs_prediction() {
+    let blob = demo_blob();
+    let lens = ok(&["lens", &blob, "--prompt", DEMO_PROMPT, "--answer", "so"]);
+    let run = ok(&["run", &blob, "--prompt", DEMO_PROMPT, "--top", "1"]);
+    let last = lens
+        .lines()
+        .find(|l| l.trim_start().starts_with("layer 1 "))
+        .expect("the last layer's row");
+    // `layer 1   rank  logit   "tok" value ...`
+    let cols: Vec<&str> = last.split_whitespace().collect();
+    assert_eq!(cols[2], "1", "the answer is the top token: {last}");
+    let (tok, value) = (cols[4], cols[5]);
+    let row = run
+        .lines()
+        .find(|l| l.trim_start().starts_with("1. "))
+        .expect("run's top row");
+    let (run_tok, _) = first_pair(row, "1. ");
+    let run_value = row
+        .split_once("logit")
+        .unwrap()
+        .1
+        .split_whitespace()
+        .next()
+        .unwrap();
+    assert_eq!((tok, value), (run_tok.as_str(), run_value), "{lens}\n{run}");
+    assert_eq!(cols[3], value, "the answer's logit is the top logit");
+    assert!(lens.contains("(they agree)"), "{lens}");
+    let embed = lens
+        .lines()
+        .find(|l| l.trim_start().starts_with("embed "))
+        .unwrap();
+    let rank: usize = embed.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(
+        rank > 1,
+        "the embedding alone should not predict it: {embed}"
+    );
+}
+
+#[test]
+fn lens_prints_every_position_on_request() {
+    let out = ok(&[
+        "lens",
+        &l2_ln(),
+        "--prompt",
+        "abcab",
+        "--all-positions",
+        "--top",
+        "3",
+        "--scale",
+        "final",
+    ]);
+    assert_eq!(out.matches("\nposition ").count(), 5, "{out}");
+    let out = ok(&["lens", &l2_ln(), "--prompt", "abcab"]);
+    assert_eq!(out.matches("\nposition ").count(), 1, "{out}");
+    assert!(out.contains("position 4 (token \"b\")"), "{out}");
+}
+
+#[test]
+fn lens_refuses_quantized_blobs_and_bad_flags() {
+    let int = fixture("../golden/l2_ln.int.tlb");
+    fails_with(
+        &["lens", int.to_str().unwrap(), "--tokens", "1,2"],
+        "the logit lens reads f32 weights and the f32 residual stream; this blob is int",
+    );
+    let i8 = tmp("l2_ln.lens.i8.tlb");
+    let i8 = i8.to_str().unwrap();
+    ok(&["quantize", &l2_ln(), "-o", i8, "--format", "i8"]);
+    fails_with(&["lens", i8, "--tokens", "1,2"], "this blob is i8");
+    let m = l2_ln();
+    fails_with(
+        &["lens", &m, "--tokens", "1,2", "--top", "0"],
+        "--top 0: expected 1 to d_vocab = 40",
+    );
+    fails_with(
+        &["lens", &m, "--tokens", "1,2", "--answer", "40"],
+        "--answer 40 is out of range",
+    );
+    fails_with(
+        &["lens", &m, "--tokens", "1,2", "--answer", "zz"],
+        "--answer \"zz\" is neither a token",
+    );
+    let out = ok(&["lens", &m, "--tokens", "1,2", "--answer", "#3"]);
+    assert!(out.contains("following \"c\""), "{out}");
 }

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod generate;
 pub mod heads;
 pub mod inspect;
+pub mod lens;
 pub mod plot;
 pub mod quantize;
 pub mod run;
