@@ -151,6 +151,23 @@ pub fn trace_bytes(cfg: &Config, seq: usize, rows: usize) -> u64 {
     4 * (hooks + dla)
 }
 
+/// The longest sequence whose trace fits [`MAX_TRACE_BYTES`] (at most `n_ctx`), with the
+/// attribution tables of every position or without.
+pub fn longest_trace(cfg: &Config, every: bool) -> usize {
+    let fits = |s: usize| trace_bytes(cfg, s, if every { s } else { 0 }) <= MAX_TRACE_BYTES;
+    // The size grows with the length: bisect for the last length that fits.
+    let (mut lo, mut hi) = (0, cfg.n_ctx);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
+}
+
 /// [`trace`], recording the attribution of the positions `dla` names. Refuses a trace larger
 /// than [`MAX_TRACE_BYTES`], naming its size.
 pub fn trace_for(model: &Model<'_>, tokens: &[u32], dla: Attribution) -> Result<Trace> {
@@ -176,18 +193,18 @@ pub fn trace_for(model: &Model<'_>, tokens: &[u32], dla: Attribution) -> Result<
     let r = if dla == Attribution::Every { seq } else { 0 };
     let bytes = trace_bytes(&cfg, seq, r);
     if bytes > MAX_TRACE_BYTES {
+        let longest = longest_trace(&cfg, r > 0);
         return Err(anyhow!(
             "recording {seq} tokens of this model ({} heads, vocab {v}){} takes {} MiB, more \
-             than the {} MiB tinylens allows: give fewer tokens{}",
+             than the {} MiB tinylens allows: sequences of at most {longest} tokens fit",
             l * h,
-            if r > 1 {
+            if r > 0 {
                 " with the attribution of every position"
             } else {
                 ""
             },
             bytes >> 20,
             MAX_TRACE_BYTES >> 20,
-            if r > 0 { ", or leave out --out" } else { "" }
         ));
     }
     if model.format() == tinylens::NumberFormat::Int {

@@ -417,7 +417,7 @@ fn run_computes_the_attribution_it_prints_and_refuses_what_would_not_fit() {
             "--out",
             out.to_str().unwrap(),
         ],
-        "MiB, more than the 2048 MiB tinylens allows",
+        "2048 MiB hold at most 2 tokens, not 24; give fewer tokens, or leave out --out",
     );
     assert!(!out.exists());
     // `inspect` says so before anything runs.
@@ -500,7 +500,24 @@ fn no_command_writes_over_its_input() {
     let before = std::fs::read(&ckpt).unwrap();
     let ckpt = ckpt.to_str().unwrap();
     fails_with(&["quantize", ckpt, "-o", ckpt], "over its own input");
+    let blob = tmp("own-input.tlb");
+    let blob = blob.to_str().unwrap();
+    ok(&["quantize", ckpt, "-o", blob]);
+    let blob_before = std::fs::read(blob).unwrap();
+    for args in [
+        vec!["run", blob, "--tokens", "1,2", "--out", blob],
+        vec!["run", ckpt, "--tokens", "1,2", "--out", ckpt],
+        vec!["ablate", blob, "--tokens", "1,2", "--out", blob],
+        vec!["heads", blob, "--out", blob],
+        vec!["circuits", blob, "--out", blob],
+        vec!["plot", "attention", blob, "--tokens", "1,2", "-o", blob],
+        vec!["plot", "attribution", blob, "--tokens", "1,2", "-o", blob],
+        vec!["plot", "heads", blob, "-o", blob],
+    ] {
+        fails_with(&args, "over its own input");
+    }
     assert_eq!(std::fs::read(ckpt).unwrap(), before);
+    assert_eq!(std::fs::read(blob).unwrap(), blob_before);
     // A failed write leaves no partial file behind.
     fails_with(
         &["quantize", ckpt, "-o", "/nonexistent-dir/x.tlb"],

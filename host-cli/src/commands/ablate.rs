@@ -25,6 +25,7 @@ pub struct Args {
 
 /// `tinylens ablate`.
 pub fn run(args: Args) -> Result<()> {
+    args.model.refuse_overwrite(args.out.as_deref(), &[])?;
     let loaded = args.model.load()?;
     let model = loaded.model()?;
     let p = loaded.params()?;

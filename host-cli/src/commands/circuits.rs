@@ -36,6 +36,7 @@ pub struct Args {
 
 /// `tinylens circuits`.
 pub fn run(args: Args) -> Result<()> {
+    args.model.refuse_overwrite(args.out.as_deref(), &[])?;
     let loaded = args.model.load()?;
     let p = loaded.params()?;
     let head = args

@@ -32,6 +32,9 @@ pub struct Args {
 
 /// `tinylens heads`.
 pub fn run(args: Args) -> Result<()> {
+    let tokens_file: Vec<&Path> = args.tokens_file.iter().map(PathBuf::as_path).collect();
+    args.model
+        .refuse_overwrite(args.out.as_deref(), &tokens_file)?;
     let (p, r) = report(
         &args.model,
         args.tokens_file.as_deref(),

@@ -6,7 +6,7 @@ use tinylens::blob::{NumberFormat, TensorKind, ALIGN};
 use tinylens::Config;
 
 use crate::report::describe;
-use crate::trace::{trace_bytes, MAX_TRACE_BYTES};
+use crate::trace::{longest_trace, trace_bytes, MAX_TRACE_BYTES};
 
 /// Show what a blob or checkpoint holds: config, tensors, sizes, format, checksum.
 #[derive(clap::Args)]
@@ -149,10 +149,7 @@ fn host_memory(cfg: &Config) -> String {
         MAX_TRACE_BYTES >> 20
     );
     if out > MAX_TRACE_BYTES {
-        let longest = (1..=cfg.n_ctx)
-            .take_while(|&s| trace_bytes(cfg, s, s) <= MAX_TRACE_BYTES)
-            .last()
-            .unwrap_or(0);
+        let longest = longest_trace(cfg, true);
         line += &format!(": --out takes prompts of up to {longest} tokens");
     }
     line

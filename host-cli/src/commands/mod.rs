@@ -16,7 +16,7 @@ pub mod run;
 pub mod train;
 pub mod validate;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::blobio::{load_model, LoadedModel};
 use crate::inputs::Input;
@@ -55,5 +55,16 @@ impl ModelArgs {
     /// Loads the model file.
     pub fn load(&self) -> anyhow::Result<LoadedModel> {
         load_model(&self.model, self.config.as_deref())
+    }
+
+    /// Refuses an output that is the model file or its config (or one of `others`).
+    pub fn refuse_overwrite(&self, output: Option<&Path>, others: &[&Path]) -> anyhow::Result<()> {
+        let Some(output) = output else {
+            return Ok(());
+        };
+        let mut inputs = vec![self.model.as_path()];
+        inputs.extend(self.config.as_deref());
+        inputs.extend(others);
+        crate::files::refuse_overwrite(output, &inputs)
     }
 }

@@ -91,6 +91,7 @@ pub fn run(args: Args) -> Result<()> {
 
 /// `tinylens plot attention`: the HTML page, and with `--svg-dir` one SVG heatmap per head.
 fn attention(a: AttentionArgs) -> Result<()> {
+    a.model.refuse_overwrite(Some(&a.output), &[])?;
     let path = a.model.model.as_path();
     let output = a.output.as_path();
     let loaded = a.model.load()?;
@@ -141,6 +142,7 @@ fn attention(a: AttentionArgs) -> Result<()> {
 /// `tinylens plot attribution`: one bar per term for the logit of `--token` (default: the top
 /// prediction) at the last position.
 fn attribution(a: AttributionArgs) -> Result<()> {
+    a.model.refuse_overwrite(Some(&a.output), &[])?;
     let output = a.output.as_path();
     let loaded = a.model.load()?;
     let model = loaded.model()?;
@@ -193,6 +195,7 @@ fn attribution(a: AttributionArgs) -> Result<()> {
 /// `tinylens plot heads`: heatmaps of the head scores (`[n_layers, n_heads]` each) and of the
 /// composition scores (`[L*H, L*H]`).
 fn heads(a: HeadsArgs) -> Result<()> {
+    a.model.refuse_overwrite(Some(&a.output), &[])?;
     let output = a.output.as_path();
     let (p, r) = super::heads::report(&a.model, None, a.seqs, a.seed)?;
     let c = &p.config;

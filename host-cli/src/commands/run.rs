@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::inputs::{tokens_of, vocab_of};
 use crate::report::print_prediction;
-use crate::trace::{write_safetensors, Attribution};
+use crate::trace::{longest_trace, write_safetensors, Attribution, MAX_TRACE_BYTES};
 
 /// Run a model (.tlb or .safetensors) with the kernel: top next tokens and attribution.
 #[derive(clap::Args)]
@@ -25,6 +25,7 @@ pub struct Args {
 
 /// `tinylens run`.
 pub fn run(args: Args) -> Result<()> {
+    args.model.refuse_overwrite(args.out.as_deref(), &[])?;
     let loaded = args.model.load()?;
     let model = loaded.model()?;
     let tokens = tokens_of(&model, &args.input.input())?;
@@ -32,6 +33,16 @@ pub fn run(args: Args) -> Result<()> {
         Some(_) => Attribution::Every,
         None => Attribution::Last(None),
     };
+    let longest = longest_trace(model.config(), args.out.is_some());
+    if args.out.is_some() && tokens.len() > longest {
+        bail!(
+            "run --out records every hook and the attribution of every position: for this \
+             model {} MiB hold at most {longest} tokens, not {}; give fewer tokens, or leave \
+             out --out",
+            MAX_TRACE_BYTES >> 20,
+            tokens.len()
+        );
+    }
     let t = print_prediction(&model, vocab_of(&model).as_deref(), &tokens, args.top, dla)?;
     if let Some(path) = &args.out {
         let left_out = write_safetensors(&t, model.config(), path)?;

@@ -9,6 +9,7 @@ use clap::ArgGroup;
 use crate::blobio::load_model;
 use crate::import::load_checkpoint;
 use crate::inputs::{vocab_of, Sequences};
+use crate::trace::{longest_trace, MAX_TRACE_BYTES};
 use crate::validate::{validate_with, Tolerances};
 
 /// Compare the kernel running a blob with an independent f64 reference on a checkpoint.
@@ -67,6 +68,16 @@ pub fn run(args: Args) -> Result<()> {
         .sequences()
         .load(model.config(), vocab_of(&model).as_deref())?;
     let tolerances = Tolerances::for_format(model.format()).with_overrides(&args.tolerance)?;
+    let longest = longest_trace(model.config(), true);
+    if let Some(s) = sequences.iter().find(|s| s.len() > longest) {
+        bail!(
+            "validate records every hook of every position: for this model {} MiB hold \
+             sequences of at most {longest} tokens, and one has {}; give --tokens-file with \
+             shorter sequences",
+            MAX_TRACE_BYTES >> 20,
+            s.len()
+        );
+    }
     let report = validate_with(&params, &model, &sequences, tolerances)?;
     report.print();
     if !report.passed() {
