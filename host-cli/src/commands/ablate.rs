@@ -15,9 +15,7 @@ use crate::tokenize::show;
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub model: super::ModelArgs,
-    #[command(flatten)]
-    pub input: super::InputArgs,
+    pub model: super::ModelInput,
     /// Write the losses to this safetensors file.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -29,7 +27,7 @@ pub fn run(args: Args) -> Result<()> {
     let loaded = args.model.load()?;
     let model = loaded.model()?;
     let p = loaded.params()?;
-    let tokens = tokens_of(&model, &args.input.input())?;
+    let tokens = tokens_of(&model, &args.model.input())?;
     println!("model: {}", describe(&p.config));
     let shown: Vec<String> = tokens
         .iter()

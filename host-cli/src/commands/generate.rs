@@ -6,6 +6,7 @@ use std::io::Write;
 use anyhow::{bail, Result};
 use tinylens::{Decoder, IntDecoder, Model, NumberFormat};
 
+use crate::analysis::SplitMix;
 use crate::inputs::{tokens_of, vocab_of};
 use crate::tokenize::decode;
 use crate::trace::check_finite;
@@ -17,9 +18,7 @@ pub const MAX_NEW_TOKENS: usize = 100_000;
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub model: super::ModelArgs,
-    #[command(flatten)]
-    pub input: super::InputArgs,
+    pub model: super::ModelInput,
     /// How many new tokens.
     #[arg(short = 'n', default_value_t = 32)]
     pub n: usize,
@@ -71,30 +70,6 @@ pub fn choice_of(args: &Args, d_vocab: usize) -> Result<Choice> {
     })
 }
 
-/// A small deterministic generator (splitmix64): the sampler's only source of randomness.
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator started at `seed`.
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform number in `[0, 1)`, from the top 53 bits.
-    pub fn next_unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// The index of the largest value, the lowest among equals: `tinylens::argmax` over `f64`, so
 /// Q16.16 logits converted without loss pick the same token as their `i32`s.
 fn argmax(values: &[f64]) -> u32 {
@@ -108,7 +83,7 @@ fn argmax(values: &[f64]) -> u32 {
 }
 
 /// Draws a token from `softmax(logits / temperature)` restricted to the `top_k` largest logits.
-pub fn sample(logits: &[f64], temperature: f64, top_k: usize, rng: &mut SplitMix64) -> u32 {
+pub fn sample(logits: &[f64], temperature: f64, top_k: usize, rng: &mut SplitMix) -> u32 {
     let ids = top_k_f64(logits, top_k.max(1));
     let Some(&first) = ids.first() else {
         return 0;
@@ -119,7 +94,7 @@ pub fn sample(logits: &[f64], temperature: f64, top_k: usize, rng: &mut SplitMix
         .map(|&i| ((logits[i as usize] - max) / temperature).exp())
         .collect();
     let total: f64 = weights.iter().sum();
-    let mut u = rng.next_unit() * total;
+    let mut u = rng.unit() * total;
     for (&id, &w) in ids.iter().zip(&weights) {
         if u < w {
             return id;
@@ -251,7 +226,7 @@ pub fn generate_with(
 ) -> Result<Generated> {
     let mut storage = Storage::for_model(model);
     let mut stream = Stream::new(model, &mut storage)?;
-    let mut rng = SplitMix64::new(seed);
+    let mut rng = SplitMix(seed);
     let mut history = prompt.to_vec();
     let mut logits = stream.prefill(prompt)?;
     let mut out = Generated {
@@ -288,7 +263,7 @@ pub fn run(args: Args) -> Result<()> {
     let model = loaded.model()?;
     let cfg = *model.config();
     let choice = choice_of(&args, cfg.d_vocab)?;
-    let tokens = tokens_of(&model, &args.input.input())?;
+    let tokens = tokens_of(&model, &args.model.input())?;
     if tokens.is_empty() {
         bail!("the prompt has no tokens");
     }
@@ -347,7 +322,7 @@ mod tests {
     #[test]
     fn sampling_at_a_tiny_temperature_is_greedy() {
         let logits = [0.5, 2.0, 1.0, 2.0 - 1e-3];
-        let mut rng = SplitMix64::new(7);
+        let mut rng = SplitMix(7);
         for _ in 0..50 {
             assert_eq!(sample(&logits, 1e-6, 4, &mut rng), 1);
         }
@@ -356,7 +331,7 @@ mod tests {
     #[test]
     fn top_1_sampling_is_greedy_and_top_2_never_leaves_the_two() {
         let logits = [0.0, 3.0, 1.0, 2.9];
-        let mut rng = SplitMix64::new(1);
+        let mut rng = SplitMix(1);
         let mut seen = [0usize; 4];
         for _ in 0..200 {
             assert_eq!(sample(&logits, 1.0, 1, &mut rng), 1);
@@ -368,9 +343,9 @@ mod tests {
 
     #[test]
     fn unit_draws_stay_in_range() {
-        let mut rng = SplitMix64::new(0);
+        let mut rng = SplitMix(0);
         assert!((0..1000)
-            .map(|_| rng.next_unit())
+            .map(|_| rng.unit())
             .all(|u| (0.0..1.0).contains(&u)));
     }
 }

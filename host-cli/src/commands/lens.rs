@@ -26,9 +26,7 @@ pub const LAST_STAGE_TOLERANCE: f64 = 1e-4;
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub model: super::ModelArgs,
-    #[command(flatten)]
-    pub input: super::InputArgs,
+    pub model: super::ModelInput,
     /// How many tokens to list per stage.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
@@ -277,7 +275,7 @@ pub fn run(args: Args) -> Result<()> {
         Some(a) => Some(answer_token(a, vocab.as_deref(), cfg.d_vocab)?),
         None => None,
     };
-    let tokens = tokens_of(&model, &args.input.input())?;
+    let tokens = tokens_of(&model, &args.model.input())?;
     let trace = trace_for(&model, &tokens, Attribution::Off)?;
     let lens = logit_lens(&params, &tokens, &trace, args.scale)?;
     println!(

@@ -33,13 +33,6 @@ pub struct InputArgs {
     pub prompt: Option<String>,
 }
 
-impl InputArgs {
-    /// The input the flags name.
-    pub fn input(self) -> Input {
-        Input::from_flags(self.tokens, self.prompt)
-    }
-}
-
 /// The model a command reads, and `--config` for a checkpoint whose `config.json` is not
 /// beside it.
 #[derive(clap::Args)]
@@ -66,5 +59,33 @@ impl ModelArgs {
         inputs.extend(self.config.as_deref());
         inputs.extend(others);
         crate::files::refuse_overwrite(output, &inputs)
+    }
+}
+
+/// A model and the tokens to run it on: [`ModelArgs`] and [`InputArgs`].
+#[derive(clap::Args)]
+pub struct ModelInput {
+    /// The model file and its config.
+    #[command(flatten)]
+    pub file: ModelArgs,
+    /// The tokens.
+    #[command(flatten)]
+    pub input: InputArgs,
+}
+
+impl ModelInput {
+    /// Loads the model file.
+    pub fn load(&self) -> anyhow::Result<LoadedModel> {
+        self.file.load()
+    }
+
+    /// The input the flags name.
+    pub fn input(&self) -> Input {
+        Input::from_flags(self.input.tokens.clone(), self.input.prompt.clone())
+    }
+
+    /// See [`ModelArgs::refuse_overwrite`].
+    pub fn refuse_overwrite(&self, output: Option<&Path>, others: &[&Path]) -> anyhow::Result<()> {
+        self.file.refuse_overwrite(output, others)
     }
 }

@@ -38,9 +38,7 @@ pub enum Plot {
 #[derive(clap::Args)]
 pub struct AttentionArgs {
     #[command(flatten)]
-    pub model: super::ModelArgs,
-    #[command(flatten)]
-    pub input: super::InputArgs,
+    pub model: super::ModelInput,
     /// The HTML page to write.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -53,9 +51,7 @@ pub struct AttentionArgs {
 #[derive(clap::Args)]
 pub struct AttributionArgs {
     #[command(flatten)]
-    pub model: super::ModelArgs,
-    #[command(flatten)]
-    pub input: super::InputArgs,
+    pub model: super::ModelInput,
     /// The token whose logit to split (text or id); default the top prediction.
     #[arg(long)]
     pub token: Option<String>,
@@ -92,11 +88,11 @@ pub fn run(args: Args) -> Result<()> {
 /// `tinylens plot attention`: the HTML page, and with `--svg-dir` one SVG heatmap per head.
 fn attention(a: AttentionArgs) -> Result<()> {
     a.model.refuse_overwrite(Some(&a.output), &[])?;
-    let path = a.model.model.as_path();
+    let path = a.model.file.model.as_path();
     let output = a.output.as_path();
     let loaded = a.model.load()?;
     let model = loaded.model()?;
-    let tokens = tokens_of(&model, &a.input.input())?;
+    let tokens = tokens_of(&model, &a.model.input())?;
     let cfg = *model.config();
     let vocab = vocab_of(&model);
     let texts: Vec<String> = tokens
@@ -146,7 +142,7 @@ fn attribution(a: AttributionArgs) -> Result<()> {
     let output = a.output.as_path();
     let loaded = a.model.load()?;
     let model = loaded.model()?;
-    let tokens = tokens_of(&model, &a.input.input())?;
+    let tokens = tokens_of(&model, &a.model.input())?;
     let cfg = *model.config();
     let vocab = vocab_of(&model);
     let given = match a.token.as_deref() {

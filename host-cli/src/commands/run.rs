@@ -12,9 +12,7 @@ use crate::trace::{longest_trace, write_safetensors, Attribution, MAX_TRACE_BYTE
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub model: super::ModelArgs,
-    #[command(flatten)]
-    pub input: super::InputArgs,
+    pub model: super::ModelInput,
     /// How many next tokens to list.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
@@ -28,7 +26,7 @@ pub fn run(args: Args) -> Result<()> {
     args.model.refuse_overwrite(args.out.as_deref(), &[])?;
     let loaded = args.model.load()?;
     let model = loaded.model()?;
-    let tokens = tokens_of(&model, &args.input.input())?;
+    let tokens = tokens_of(&model, &args.model.input())?;
     let dla = match args.out {
         Some(_) => Attribution::Every,
         None => Attribution::Last(None),
