@@ -150,12 +150,7 @@ impl Decoder<'_, '_> {
     ) -> Result<(), Error> {
         self.check_attributable()?;
         let count = Term::count(&self.cfg);
-        if out.len() != count {
-            return Err(Error::OutputLength {
-                expected: count,
-                found: out.len(),
-            });
-        }
+        Error::check_length(count, out.len())?;
         let (a, b) = match target {
             Target::Token(t) => (self.cfg.check_token(t)?, None),
             Target::Diff(a, b) => (self.cfg.check_token(a)?, Some(self.cfg.check_token(b)?)),
@@ -204,12 +199,7 @@ impl Decoder<'_, '_> {
             d_model, d_vocab, ..
         } = self.cfg;
         let count = Term::count(&self.cfg);
-        if out.len() != count * d_vocab {
-            return Err(Error::OutputLength {
-                expected: count * d_vocab,
-                found: out.len(),
-            });
-        }
+        Error::check_length(count * d_vocab, out.len())?;
         let has_ln = matches!(self.cfg.norm, Norm::LayerNorm { .. });
         for (k, row) in out.chunks_exact_mut(d_vocab).enumerate() {
             let term = Term::nth(&self.cfg, k).unwrap_or(Term::Const);

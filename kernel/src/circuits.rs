@@ -106,12 +106,7 @@ fn prepare<'w, 's>(
             return Err(Error::OutOfRange { what, index, len });
         }
     }
-    if scratch.len() != row_scratch_len(cfg) {
-        return Err(Error::OutputLength {
-            expected: row_scratch_len(cfg),
-            found: scratch.len(),
-        });
-    }
+    Error::check_length(row_scratch_len(cfg), scratch.len())?;
     let (resid, small) = scratch.split_at_mut(cfg.d_model);
     Ok((w, resid, small))
 }

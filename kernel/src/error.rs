@@ -152,6 +152,17 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// [`Error::OutputLength`] unless a buffer of `found` elements is the `expected` length.
+    pub(crate) fn check_length(expected: usize, found: usize) -> Result<(), Error> {
+        if found == expected {
+            Ok(())
+        } else {
+            Err(Error::OutputLength { expected, found })
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {

@@ -739,12 +739,7 @@ impl<'m, 's> IntDecoder<'m, 's> {
         self.check_attributable(conv)?;
         let v = self.cfg.d_vocab;
         let count = Term::count(&self.cfg);
-        if out.len() != count * v {
-            return Err(Error::OutputLength {
-                expected: count * v,
-                found: out.len(),
-            });
-        }
+        Error::check_length(count * v, out.len())?;
         let w = self.w;
         for (k, row) in out.chunks_exact_mut(v).enumerate() {
             let term = Term::nth(&self.cfg, k).unwrap_or(Term::Const);
@@ -771,12 +766,7 @@ impl<'m, 's> IntDecoder<'m, 's> {
     ) -> Result<(), Error> {
         self.check_attributable(conv)?;
         let count = Term::count(&self.cfg);
-        if out.len() != count {
-            return Err(Error::OutputLength {
-                expected: count,
-                found: out.len(),
-            });
-        }
+        Error::check_length(count, out.len())?;
         let (a, b) = match target {
             Target::Token(t) => (t, None),
             Target::Diff(a, b) => (a, Some(b)),
