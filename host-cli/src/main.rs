@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tinylens_cli::commands::{
-    ablate, circuits, demo, generate, heads, inspect, lens, plot, quantize, run, train, validate,
+    ablate, circuits, demo, generate, heads, inspect, lens, patch, plot, quantize, run, train,
+    validate,
 };
 
 /// TransformerLens for microcontrollers: attention-only transformers, run by a no_std kernel
@@ -44,6 +45,8 @@ enum Command {
     Generate(generate::Args),
     /// The logit lens: what the residual stream predicts after the embedding and each layer.
     Lens(lens::Args),
+    /// Activation patching: which heads and residual streams carry a clean prompt's answer.
+    Patch(patch::Args),
 }
 
 /// Restores the default action of SIGPIPE, so that `tinylens ... | head` ends quietly like any
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Lens(args) => lens::run(args),
+        Command::Patch(args) => patch::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

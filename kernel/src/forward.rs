@@ -345,12 +345,26 @@ impl<'m> FloatWeights<'m> {
 }
 
 // ------------------------------------------------------------------------------------------
-// Hooks: where a caller can watch the forward pass
+// Hooks: where a caller can watch the forward pass, or change it
 // ------------------------------------------------------------------------------------------
 
 /// Called during [`Decoder::step_with`] at the points TransformerLens names hooks. Every
-/// method has an empty default; `()` watches nothing and costs nothing.
+/// method has an empty default; `()` watches nothing and costs nothing. Two of them may change
+/// what they are given, as TransformerLens hooks may: [`resid_pre`](Hooks::resid_pre) and
+/// [`patch_result`](Hooks::patch_result) are where activation patching writes a stored
+/// activation into the run. The decoder's attribution reads the heads' `z`, so it does not
+/// see a patched result.
 pub trait Hooks {
+    /// `blocks.{layer}.hook_resid_pre[pos]`: the residual stream entering the layer, before
+    /// its LayerNorm; what the hook leaves in `resid` goes on. `resid`: `[d_model]`
+    fn resid_pre(&mut self, layer: usize, resid: &mut [f32]) {
+        let _ = (layer, resid);
+    }
+    /// `blocks.{layer}.attn.hook_result[pos, head]` before it joins the residual stream:
+    /// what the hook leaves in `result` is what the head adds. `result`: `[d_model]`
+    fn patch_result(&mut self, layer: usize, head: usize, result: &mut [f32]) {
+        let _ = (layer, head, result);
+    }
     /// `blocks.{layer}.attn.hook_result[pos, head]`: what `head` adds to the residual stream
     /// at this position. `result`: `[d_model]`
     fn result(&mut self, layer: usize, head: usize, result: &[f32]) {
@@ -660,6 +674,7 @@ impl<'m, 's> Decoder<'m, 's> {
             n_heads, d_head, ..
         } = self.cfg;
         let ctx = self.ctx;
+        hooks.resid_pre(l, self.resid);
         // Every head reads the same input: ln1(x), or x itself.
         match (self.w.ln1(l), self.cfg.norm) {
             (Some(ln), Norm::LayerNorm { eps }) => {
@@ -698,6 +713,7 @@ impl<'m, 's> Decoder<'m, 's> {
             let head = l * n_heads + h;
             let z = &self.z[head * d_head..][..d_head];
             self.w.head_result(l, h, z, self.normed);
+            hooks.patch_result(l, h, self.normed);
             hooks.result(l, h, self.normed);
             add(self.resid, self.normed);
         }

@@ -445,3 +445,59 @@ fn blocked_matvec_equals_the_plain_one_exactly() {
         }
     }
 }
+
+#[test]
+fn hooks_can_replace_a_head_result_and_the_residual() {
+    // Zeroing every head's result leaves resid_post = resid_pre + b_O: the layer's heads are
+    // gone and nothing else moved.
+    struct Zero {
+        pre: Vec<Vec<f32>>,
+        post: Vec<Vec<f32>>,
+    }
+    impl tinylens::Hooks for Zero {
+        fn resid_pre(&mut self, _l: usize, r: &mut [f32]) {
+            self.pre.push(r.to_vec());
+        }
+        fn patch_result(&mut self, _l: usize, _h: usize, r: &mut [f32]) {
+            r.fill(0.0);
+        }
+        fn resid_post(&mut self, _l: usize, r: &[f32]) {
+            self.post.push(r.to_vec());
+        }
+    }
+    let cfg = tiny_config(Norm::None, PosEmbed::Standard);
+    let blob = blob_for(&cfg);
+    let model = Model::from_blob(blob.as_bytes()).unwrap();
+    let b_o = match model.weights() {
+        tinylens::model::Weights::F32(w) => w.layer(0).b_o.to_vec(),
+        _ => unreachable!(),
+    };
+    let mut arena = vec![0.0; cfg.state_len()];
+    let mut dec = Decoder::new(&model, &mut arena).unwrap();
+    let mut hooks = Zero {
+        pre: vec![],
+        post: vec![],
+    };
+    dec.step_with(3, &mut hooks).unwrap();
+    for (i, (&pre, &post)) in hooks.pre[0].iter().zip(&hooks.post[0]).enumerate() {
+        assert!(
+            (pre + b_o[i] - post).abs() < 1e-6,
+            "dim {i}: {pre} + {} != {post}",
+            b_o[i]
+        );
+    }
+    // Replacing the residual entering layer 0 changes what every later step reads.
+    struct Shift;
+    impl tinylens::Hooks for Shift {
+        fn resid_pre(&mut self, l: usize, r: &mut [f32]) {
+            if l == 0 {
+                r.iter_mut().for_each(|x| *x += 1.0);
+            }
+        }
+    }
+    dec.reset();
+    let plain = dec.step(3).unwrap().to_vec();
+    dec.reset();
+    let shifted = dec.step_with(3, &mut Shift).unwrap().to_vec();
+    assert_ne!(plain, shifted);
+}

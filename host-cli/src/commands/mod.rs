@@ -10,6 +10,7 @@ pub mod generate;
 pub mod heads;
 pub mod inspect;
 pub mod lens;
+pub mod patch;
 pub mod plot;
 pub mod quantize;
 pub mod run;

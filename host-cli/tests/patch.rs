@@ -1,0 +1,165 @@
+//! Activation patching: its fixed points (nothing patched is 0, the whole residual stream is
+//! 1), an independent linear check of the last layer's heads, and the command's output file.
+
+mod common;
+
+use common::*;
+use tinylens::Model;
+use tinylens_cli::blobio::load_model;
+use tinylens_cli::commands::patch::{patched_metric, patching, Metric, Patch};
+use tinylens_cli::trace::trace;
+use tinylens_tests::read_safetensors;
+
+const CLEAN: [u32; 8] = [3, 9, 4, 17, 3, 9, 4, 17];
+const CORRUPT: [u32; 8] = [3, 9, 4, 17, 3, 9, 5, 17];
+
+fn with_model<T>(name: &str, f: impl FnOnce(&Model<'_>) -> T) -> T {
+    let loaded = load_model(&fixture(name).join("model.safetensors"), None).unwrap();
+    let model = loaded.model().unwrap();
+    f(&model)
+}
+
+#[test]
+fn nothing_patched_is_zero_and_the_whole_residual_stream_is_one() {
+    for name in ["l2_nonorm", "l2_ln", "l2_shortformer_ln"] {
+        with_model(name, |model| {
+            let metric = Metric::LogitDiff {
+                answer: 3,
+                wrong: Some(11),
+            };
+            let none = patched_metric(model, &CLEAN, &CORRUPT, &metric, Patch::None).unwrap();
+            assert_eq!(none, 0.0, "{name}");
+            for layer in 0..model.config().n_layers {
+                let all = Patch::ResidPreAll { layer };
+                let v = patched_metric(model, &CLEAN, &CORRUPT, &metric, all).unwrap();
+                assert!((v - 1.0).abs() < 1e-6, "{name} layer {layer}: {v}");
+            }
+        });
+    }
+}
+
+#[test]
+fn a_last_layer_head_at_the_last_position_moves_the_metric_by_its_result_times_w_u() {
+    // Without LayerNorm the logits are linear in the last layer's head results at the last
+    // position: patching head h changes logit[a] - logit[w] by
+    // (clean_result - corrupted_result) . (W_U[:, a] - W_U[:, w]).
+    let loaded = load_model(&fixture("l2_nonorm").join("model.safetensors"), None).unwrap();
+    let model = loaded.model().unwrap();
+    let p = loaded.params().unwrap();
+    let c = p.config;
+    let (a, w) = (3usize, 11usize);
+    let metric = Metric::LogitDiff {
+        answer: a as u32,
+        wrong: Some(w as u32),
+    };
+    let result = patching(&model, &CLEAN, &CORRUPT, &metric).unwrap();
+    let (clean, corrupt) = (
+        trace(&model, &CLEAN).unwrap(),
+        trace(&model, &CORRUPT).unwrap(),
+    );
+    let (l, s, m, v) = (c.n_layers - 1, CLEAN.len(), c.d_model, c.d_vocab);
+    for h in 0..c.n_heads {
+        let at = ((s - 1) * c.n_heads + h) * m;
+        let delta: f64 = (0..m)
+            .map(|i| {
+                let d = (clean.result[l][at + i] - corrupt.result[l][at + i]) as f64;
+                d * (p.w_u[i * v + a] - p.w_u[i * v + w]) as f64
+            })
+            .sum();
+        let expected = delta / (result.clean - result.corrupted);
+        let got = result.head_by_pos[(l * s + s - 1) * c.n_heads + h] as f64;
+        assert!(
+            (got - expected).abs() < 1e-4,
+            "head {l}.{h}: patching gives {got}, the linear map {expected}"
+        );
+    }
+}
+
+#[test]
+fn patch_finds_the_induction_head_of_the_demo_model_and_writes_transformer_lens_shapes() {
+    let out = tmp("patch.safetensors");
+    let text = ok(&[
+        "patch",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo.tlb"),
+        "--clean",
+        "Mr and Mrs Durasoli, of number 4, Pivet Drive, were proud to say that they were perfectly normal. Mr Dura",
+        "--corrupt",
+        "Mr and Mrs Durabeno, of number 4, Pivet Drive, were proud to say that they were perfectly normal. Mr Dura",
+        "--answer",
+        "so",
+        "--wrong",
+        "be",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    // The layer-1 head that copies the name carries all of it at the last position.
+    assert!(text.contains("head 1.2 at position 29"), "{text}");
+    let t = read_safetensors(&out);
+    assert_eq!(t["attn_head_out_all_pos"].shape, vec![2, 4]);
+    assert_eq!(t["attn_head_out_by_pos"].shape, vec![2, 30, 4]);
+    assert_eq!(t["resid_pre"].shape, vec![2, 30]);
+    let best = t["attn_head_out_all_pos"].data[4 + 2];
+    assert!(best > 0.9, "head 1.2 restores {best}");
+    assert!(t["clean_metric"].data[0] > t["corrupted_metric"].data[0]);
+}
+
+#[test]
+fn patch_refuses_what_it_cannot_compare() {
+    let ckpt = fixture("l2_ln").join("model.safetensors");
+    let ckpt = ckpt.to_str().unwrap();
+    fails_with(
+        &[
+            "patch",
+            ckpt,
+            "--clean-tokens",
+            "1,2,3",
+            "--corrupt-tokens",
+            "1,2",
+            "--answer",
+            "3",
+        ],
+        "they need the same length",
+    );
+    fails_with(
+        &[
+            "patch",
+            ckpt,
+            "--clean-tokens",
+            "1,2,3",
+            "--corrupt-tokens",
+            "1,2,3",
+            "--answer",
+            "3",
+        ],
+        "the clean and corrupted runs give the same metric",
+    );
+    fails_with(
+        &[
+            "patch",
+            ckpt,
+            "--clean-tokens",
+            "1,2",
+            "--corrupt-tokens",
+            "1,3",
+            "--answer",
+            "999",
+        ],
+        "--answer \"999\" is neither a token of the vocabulary nor a token id below 40",
+    );
+    let blob = tmp("patch.int.tlb");
+    let blob = blob.to_str().unwrap();
+    ok(&["quantize", ckpt, "-o", blob, "--format", "int"]);
+    fails_with(
+        &[
+            "patch",
+            blob,
+            "--clean-tokens",
+            "1,2",
+            "--corrupt-tokens",
+            "1,3",
+            "--answer",
+            "3",
+        ],
+        "give an f32 or i8 blob, or the checkpoint (this blob is int)",
+    );
+}
