@@ -5,7 +5,6 @@ pub mod analysis;
 pub mod blobio;
 pub mod commands;
 pub mod files;
-pub mod hf;
 pub mod import;
 pub mod inputs;
 pub mod params;

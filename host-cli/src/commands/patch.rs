@@ -35,11 +35,11 @@ pub struct Args {
     /// The answer token at the last position (its text or its id).
     #[arg(long)]
     pub answer: String,
-    /// The wrong answer: the metric becomes logit[answer] - logit[wrong].
+    /// The wrong answer: the metric becomes `logit[answer] - logit[wrong]`.
     #[arg(long)]
     pub wrong: Option<String>,
-    /// logit-diff (logit[answer], minus logit[wrong] with --wrong) or logprob
-    /// (log p(answer)).
+    /// logit-diff (`logit[answer]`, minus `logit[wrong]` with --wrong) or logprob
+    /// (`log p(answer)`).
     #[arg(long, default_value = "logit-diff")]
     pub metric: String,
     /// How many of the largest effects to print per table.

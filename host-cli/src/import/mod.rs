@@ -5,7 +5,7 @@
 //! `HookedTransformerConfig`, or a HuggingFace config whose keys have TransformerLens
 //! equivalents) and a vocabulary beside it: a `vocab.json` (a JSON array of token strings,
 //! index = token id, or HuggingFace's `{"token": id}` map), or else a HuggingFace
-//! `tokenizer.json` (see [`crate::hf`]).
+//! `tokenizer.json` (see [`hf`]).
 //!
 //! Loading goes in five steps, each a function below:
 //!
@@ -27,6 +27,8 @@
 //! imported tokenizer) comes back as notes ([`Loaded::notes`]).
 //!
 //! [`save_checkpoint`] writes the same layout back (F32 tensors, `config.json`, `vocab.json`).
+
+pub mod hf;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -896,7 +898,7 @@ const NUMERIC_WORDS: [&str; 14] = [
     "temperature",
 ];
 
-/// Checks every key of `config.json` (after [`crate::hf::apply_config_aliases`]): read keys
+/// Checks every key of `config.json` (after [`hf::apply_config_aliases`]): read keys
 /// and TransformerLens' own inert keys pass; HuggingFace's inert keys pass with a note naming
 /// them; an unknown key is refused if its name suggests it changes the numbers
 /// ([`NUMERIC_WORDS`]), else ignored with a note naming it. Returns the notes.
@@ -907,7 +909,7 @@ fn check_config_keys(obj: &Map<String, Value>) -> Result<Vec<String>, ImportErro
         if READ_KEYS.contains(&key) || INERT_KEYS.contains(&key) {
             continue;
         }
-        if crate::hf::CONFIG_INERT.contains(&key) || key.starts_with("summary_") {
+        if hf::CONFIG_INERT.contains(&key) || key.starts_with("summary_") {
             inert.push(key);
             continue;
         }
@@ -943,8 +945,8 @@ fn parse_config_json(text: &str) -> Result<ConfigJson, ImportError> {
     let Value::Object(mut obj) = value else {
         return Err(bad_config_json("expected a JSON object".to_string()));
     };
-    crate::hf::apply_config_aliases(&mut obj)?;
-    crate::hf::refuse_config_keys(&obj)?;
+    hf::apply_config_aliases(&mut obj)?;
+    hf::refuse_config_keys(&obj)?;
     reject_unsupported_options(&obj)?;
     let notes = check_config_keys(&obj)?;
     let eps = match number_field(&obj, "eps")? {
@@ -1363,8 +1365,8 @@ fn parse_vocab(
     let vocab = match value {
         Value::Array(items) => vocab_from_list(items, d_vocab)?,
         Value::Object(map) => {
-            let tokens = crate::hf::vocab_from_ids(&map, d_vocab, FILE)?;
-            if crate::hf::looks_byte_level(&tokens) {
+            let tokens = hf::vocab_from_ids(&map, d_vocab, FILE)?;
+            if hf::looks_byte_level(&tokens) {
                 notes.push(format!(
                     "{FILE}: the tokens look like GPT-2's byte-level alphabet (\"\u{120}\" for a \
                      space) and are kept as written; put the model's tokenizer.json beside the \
@@ -1430,7 +1432,7 @@ pub(crate) fn check_token_lengths(vocab: &[String], file: &'static str) -> Resul
 pub enum VocabFile<'a> {
     /// `vocab.json`: a JSON array of token strings, or a `{"token": id}` map.
     VocabJson(&'a str),
-    /// A HuggingFace `tokenizer.json` (see [`crate::hf::vocab_from_tokenizer_json`]).
+    /// A HuggingFace `tokenizer.json` (see [`hf::vocab_from_tokenizer_json`]).
     TokenizerJson(&'a str),
 }
 
@@ -1496,7 +1498,7 @@ pub fn load_checkpoint_bytes_noted(
         None => None,
         Some(VocabFile::VocabJson(text)) => Some(parse_vocab(text, config.d_vocab, &mut notes)?),
         Some(VocabFile::TokenizerJson(text)) => {
-            let imported = crate::hf::vocab_from_tokenizer_json(text, config.d_vocab)?;
+            let imported = hf::vocab_from_tokenizer_json(text, config.d_vocab)?;
             check_token_lengths(&imported.tokens, "tokenizer.json")?;
             notes.extend(imported.notes);
             Some(imported.tokens)

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::import::ImportError;
+use super::ImportError;
 
 /// A `{"token": id, ...}` map as the list of tokens indexed by id. The ids must be exactly
 /// `0..d_vocab`, each once: an id at or past `d_vocab`, an id given twice or one left out is an
