@@ -40,12 +40,14 @@ pub fn probabilities(logits: &[f32]) -> Vec<f64> {
 
 /// The ids of the `k` largest logits, largest first.
 pub fn top_k(logits: &[f32], k: usize) -> Vec<u32> {
-    let mut ids: Vec<u32> = (0..logits.len() as u32).collect();
-    ids.sort_by(|&a, &b| {
-        logits[b as usize]
-            .total_cmp(&logits[a as usize])
-            .then(a.cmp(&b))
-    });
+    top_k_by(logits.len(), k, |a, b| logits[a].total_cmp(&logits[b]))
+}
+
+/// The ids of the `k` largest of `n` values that `cmp` orders, largest first, the lowest id
+/// among equals.
+pub fn top_k_by(n: usize, k: usize, cmp: impl Fn(usize, usize) -> std::cmp::Ordering) -> Vec<u32> {
+    let mut ids: Vec<u32> = (0..n as u32).collect();
+    ids.sort_by(|&a, &b| cmp(b as usize, a as usize).then(a.cmp(&b)));
     ids.truncate(k);
     ids
 }

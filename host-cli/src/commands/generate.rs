@@ -8,6 +8,7 @@ use tinylens::{Decoder, IntDecoder, Model, NumberFormat};
 
 use crate::analysis::SplitMix;
 use crate::inputs::{tokens_of, vocab_of};
+use crate::report::top_k_by;
 use crate::tokenize::decode;
 use crate::trace::check_finite;
 
@@ -84,7 +85,9 @@ fn argmax(values: &[f64]) -> u32 {
 
 /// Draws a token from `softmax(logits / temperature)` restricted to the `top_k` largest logits.
 pub fn sample(logits: &[f64], temperature: f64, top_k: usize, rng: &mut SplitMix) -> u32 {
-    let ids = top_k_f64(logits, top_k.max(1));
+    let ids = top_k_by(logits.len(), top_k.max(1), |a, b| {
+        logits[a].total_cmp(&logits[b])
+    });
     let Some(&first) = ids.first() else {
         return 0;
     };
@@ -103,18 +106,6 @@ pub fn sample(logits: &[f64], temperature: f64, top_k: usize, rng: &mut SplitMix
     }
     // Rounding can leave `u` a hair above the last weight: the last candidate.
     ids[ids.len() - 1]
-}
-
-/// The ids of the `k` largest values, largest first, the lowest id among equals.
-fn top_k_f64(values: &[f64], k: usize) -> Vec<u32> {
-    let mut ids: Vec<u32> = (0..values.len() as u32).collect();
-    ids.sort_by(|&a, &b| {
-        values[b as usize]
-            .total_cmp(&values[a as usize])
-            .then(a.cmp(&b))
-    });
-    ids.truncate(k);
-    ids
 }
 
 /// Either kernel decoder, with logits in logit units as `f64` (the integer decoder's Q16.16
