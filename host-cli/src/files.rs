@@ -15,15 +15,52 @@ pub fn write(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
 
 /// Writes `bytes` to `path` atomically: a temporary file beside it, synced, then renamed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_through(path, |tmp| tmp.as_file().write_all(bytes))
+}
+
+/// Writes named `f32` tensors (name, shape, values) to a safetensors file, atomically and
+/// streamed: the values go to the file as they lie in memory, with no second copy.
+pub fn write_f32_safetensors(path: &Path, tensors: &[(&str, &[usize], &[f32])]) -> Result<()> {
+    use safetensors::tensor::{Dtype, TensorView};
+    use std::borrow::Cow;
+    // safetensors is little-endian, like every host tinylens runs on; elsewhere, convert.
+    let data: Vec<Cow<'_, [u8]>> = tensors
+        .iter()
+        .map(|&(_, _, v)| {
+            if cfg!(target_endian = "little") {
+                Cow::Borrowed(bytemuck::cast_slice(v))
+            } else {
+                Cow::Owned(v.iter().flat_map(|x| x.to_le_bytes()).collect())
+            }
+        })
+        .collect();
+    let views = tensors
+        .iter()
+        .zip(&data)
+        .map(|((name, shape, _), d)| Ok((*name, TensorView::new(Dtype::F32, shape.to_vec(), d)?)))
+        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    write_through(path, |tmp| {
+        safetensors::serialize_to_file(views, None, tmp.path()).map_err(std::io::Error::other)
+    })
+    .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Creates a temporary file beside `path`, lets `fill` write it, syncs it and renames it over
+/// `path`. On any error the temporary file is removed and `path` is untouched.
+fn write_through(
+    path: &Path,
+    fill: impl FnOnce(&tempfile::NamedTempFile) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(".tinylens-")
         .suffix(".part")
         .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
+    fill(&tmp)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())

@@ -41,6 +41,20 @@ pub fn token_label(model: &Model<'_>, id: u32) -> String {
     show(vocab_of(model).as_deref(), id)
 }
 
+/// A token named by a flag: its text in the model's vocabulary, else its id (`12` or `#12`)
+/// below `d_vocab`.
+pub fn token_arg(model: &Model<'_>, text: &str, flag: &str) -> Result<u32> {
+    let d_vocab = model.config().d_vocab;
+    if let Some(i) = vocab_of(model).and_then(|v| v.iter().position(|t| t == text)) {
+        return Ok(i as u32);
+    }
+    match text.strip_prefix('#').unwrap_or(text).parse::<u32>() {
+        Ok(id) if (id as usize) < d_vocab => Ok(id),
+        Ok(id) => bail!("{flag} {id} is out of range: the model has d_vocab = {d_vocab}"),
+        Err(_) => bail!("{flag} {text:?} is neither a token of the vocabulary nor a token id"),
+    }
+}
+
 /// The token ids of `input`, checked against the model: at most `n_ctx` of them, each below
 /// `d_vocab`.
 pub fn tokens_of(model: &Model<'_>, input: &Input) -> Result<Vec<u32>> {

@@ -147,7 +147,13 @@ pub fn trace_bytes(cfg: &Config, seq: usize, rows: usize) -> u64 {
     );
     let (s, r) = (seq as u64, rows as u64);
     let hooks = s * v + l * (h * s * s + s * h * d + s * h * m + s * m);
-    let dla = r * v * (2 + 2 * l * h + l) + v;
+    // The tables of `r` positions, `b_U`'s row, and the `[Term::count, d_vocab]` table the
+    // decoder fills at each position.
+    let dla = if r > 0 {
+        r * v * (2 + 2 * l * h + l) + v + (3 + l * h + l) * v
+    } else {
+        0
+    };
     4 * (hooks + dla)
 }
 
@@ -360,7 +366,6 @@ pub fn write_safetensors(
     cfg: &Config,
     path: &std::path::Path,
 ) -> Result<Vec<String>> {
-    use safetensors::tensor::{Dtype, TensorView};
     if trace.dla_bias_const.is_empty() {
         return Err(anyhow!(
             "this trace holds no attribution table: trace with Attribution::Every to write it"
@@ -420,22 +425,10 @@ pub fn write_safetensors(
         .map(|(n, _, _)| n.clone())
         .collect();
     named.retain(|(_, _, data)| !data.is_empty());
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = named
-        .into_iter()
-        .map(|(n, shape, data)| {
-            (
-                n,
-                shape,
-                data.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            )
-        })
-        .collect();
-    let views = bytes
+    let views: Vec<(&str, &[usize], &[f32])> = named
         .iter()
-        .map(|(n, shape, data)| Ok((n.clone(), TensorView::new(Dtype::F32, shape.clone(), data)?)))
-        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
-    let file = safetensors::serialize(views, None)
-        .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
-    crate::files::write(path, file)?;
+        .map(|(n, shape, data)| (n.as_str(), shape.as_slice(), *data))
+        .collect();
+    crate::files::write_f32_safetensors(path, &views)?;
     Ok(left_out)
 }

@@ -144,7 +144,7 @@ fn patch_refuses_what_it_cannot_compare() {
             "--answer",
             "999",
         ],
-        "--answer \"999\" is neither a token of the vocabulary nor a token id below 40",
+        "--answer 999 is out of range: the model has d_vocab = 40",
     );
     let blob = tmp("patch.int.tlb");
     let blob = blob.to_str().unwrap();

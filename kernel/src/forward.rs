@@ -7,8 +7,9 @@
 //! comment gives.
 
 #[cfg(feature = "i8")]
-use crate::forward_i8::{I8Weights, Proj};
+use crate::forward_i8::I8Weights;
 use crate::model::{F32Weights, LnWeights, Weights};
+use crate::weights::Proj;
 use crate::{Config, Error, Model, Norm, PosEmbed};
 
 // ------------------------------------------------------------------------------------------
@@ -172,14 +173,6 @@ pub fn add(x: &mut [f32], y: &[f32]) {
 // The weights the decoder reads: `f32` as they are, or int8 with scales (`forward_i8.rs`)
 // ------------------------------------------------------------------------------------------
 
-/// The three projections of a head (as `forward_i8::Proj`, also without the `i8` feature).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Which {
-    Q,
-    K,
-    V,
-}
-
 /// The weights of a model whose activations are `f32`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum FloatWeights<'m> {
@@ -232,27 +225,20 @@ impl<'m> FloatWeights<'m> {
     }
 
     /// `out = x @ W[h] + b[h]` for the query, key or value of head `h` in layer `l`.
-    pub(crate) fn project(&self, l: usize, which: Which, h: usize, x: &[f32], out: &mut [f32]) {
+    pub(crate) fn project(&self, l: usize, which: Proj, h: usize, x: &[f32], out: &mut [f32]) {
         match self {
             FloatWeights::F32(w) => {
                 let lw = w.layer(l);
                 let (m, d) = (x.len(), out.len());
                 let (w, b) = match which {
-                    Which::Q => (lw.w_q, lw.b_q),
-                    Which::K => (lw.w_k, lw.b_k),
-                    Which::V => (lw.w_v, lw.b_v),
+                    Proj::Q => (lw.w_q, lw.b_q),
+                    Proj::K => (lw.w_k, lw.b_k),
+                    Proj::V => (lw.w_v, lw.b_v),
                 };
                 matvec(x, &w[h * m * d..][..m * d], Some(&b[h * d..][..d]), out);
             }
             #[cfg(feature = "i8")]
-            FloatWeights::I8(w) => {
-                let proj = match which {
-                    Which::Q => Proj::Q,
-                    Which::K => Proj::K,
-                    Which::V => Proj::V,
-                };
-                w.project(l, proj, h, x, out)
-            }
+            FloatWeights::I8(w) => w.project(l, which, h, x, out),
         }
     }
 
@@ -686,7 +672,7 @@ impl<'m, 's> Decoder<'m, 's> {
         for h in 0..n_heads {
             let at = ((l * n_heads + h) * ctx + p) * d_head;
             let v = &mut self.v_cache[at..][..d_head];
-            self.w.project(l, Which::V, h, self.normed, v);
+            self.w.project(l, Proj::V, h, self.normed, v);
         }
         // Shortformer: positions reach queries and keys only, added after ln1.
         if self.cfg.pos == PosEmbed::Shortformer {
@@ -697,8 +683,8 @@ impl<'m, 's> Decoder<'m, 's> {
             let head = l * n_heads + h;
             let cache = head * ctx * d_head..(head + 1) * ctx * d_head;
             let k = &mut self.k_cache[cache.clone()][p * d_head..][..d_head];
-            self.w.project(l, Which::K, h, self.normed, k);
-            self.w.project(l, Which::Q, h, self.normed, self.q);
+            self.w.project(l, Proj::K, h, self.normed, k);
+            self.w.project(l, Proj::Q, h, self.normed, self.q);
             let pattern = &mut self.pattern[head * ctx..][..p + 1];
             attention_scores(self.q, &self.k_cache[cache.clone()], pattern);
             softmax(pattern);

@@ -112,24 +112,11 @@ impl Named {
 
 /// Writes named tensors (f32) to a safetensors file.
 pub fn write_tensors(path: &Path, tensors: &[Named]) -> Result<()> {
-    use safetensors::tensor::{Dtype, TensorView};
-    let bytes: Vec<Vec<u8>> = tensors
+    let views: Vec<(&str, &[usize], &[f32])> = tensors
         .iter()
-        .map(|t| t.data.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .map(|t| (t.name.as_str(), t.shape.as_slice(), t.data.as_slice()))
         .collect();
-    let views = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|(t, b)| {
-            Ok((
-                t.name.clone(),
-                TensorView::new(Dtype::F32, t.shape.clone(), b)?,
-            ))
-        })
-        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
-    let file = safetensors::serialize(views, None)
-        .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
-    crate::files::write(path, file)
+    crate::files::write_f32_safetensors(path, &views)
 }
 
 /// `a @ b` in f64 accumulation, the plain reference product.

@@ -12,7 +12,7 @@
 use anyhow::{bail, Result};
 use tinylens::{Norm, NumberFormat, PosEmbed};
 
-use crate::inputs::{tokens_of, vocab_of};
+use crate::inputs::{token_arg, tokens_of, vocab_of};
 use crate::params::Params;
 use crate::report::top_k;
 use crate::tokenize::show;
@@ -186,18 +186,6 @@ pub fn rank_of(logits: &[f64], token: u32) -> usize {
     above + 1
 }
 
-/// `--answer`: a token of the vocabulary by its text, else an id (`12` or `#12`) below `d_vocab`.
-pub fn answer_token(answer: &str, vocab: Option<&[String]>, d_vocab: usize) -> Result<u32> {
-    if let Some(i) = vocab.and_then(|v| v.iter().position(|t| t == answer)) {
-        return Ok(i as u32);
-    }
-    match answer.strip_prefix('#').unwrap_or(answer).parse::<u32>() {
-        Ok(id) if (id as usize) < d_vocab => Ok(id),
-        Ok(id) => bail!("--answer {id} is out of range: the model has d_vocab = {d_vocab}"),
-        Err(_) => bail!("--answer {answer:?} is neither a token of the vocabulary nor a token id"),
-    }
-}
-
 /// The name of stage `k`: the embedding, then after each layer.
 fn stage_name(k: usize) -> String {
     match k {
@@ -271,10 +259,11 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     let vocab = vocab_of(&model);
-    let answer = match &args.answer {
-        Some(a) => Some(answer_token(a, vocab.as_deref(), cfg.d_vocab)?),
-        None => None,
-    };
+    let answer = args
+        .answer
+        .as_deref()
+        .map(|a| token_arg(&model, a, "--answer"))
+        .transpose()?;
     let tokens = tokens_of(&model, &args.model.input())?;
     let trace = trace_for(&model, &tokens, Attribution::Off)?;
     let lens = logit_lens(&params, &tokens, &trace, args.scale)?;

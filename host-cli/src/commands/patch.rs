@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use tinylens::{Decoder, Hooks, Model, NumberFormat};
 
 use crate::analysis::{write_tensors, Named};
-use crate::inputs::{token_label, tokens_of, vocab_of, Input};
+use crate::inputs::{token_arg, token_label, tokens_of, Input};
 use crate::report::describe;
 
 /// Activation patching: which head outputs and residual streams carry the clean behaviour.
@@ -222,40 +222,89 @@ pub struct Patching {
     pub resid_pre: Vec<f32>,
 }
 
+/// One clean / corrupted pair with the clean run recorded: patched runs of the corrupted
+/// prompt, normalized.
+struct Experiment<'r, 'm, 's> {
+    decoder: Decoder<'m, 's>,
+    corrupted: &'r [u32],
+    metric: &'r Metric,
+    recorded: Recorded,
+    clean: f64,
+    corrupted_metric: f64,
+}
+
+impl<'r, 'm, 's> Experiment<'r, 'm, 's> {
+    /// Checks the pair, records the clean run and measures both runs' metrics.
+    fn new(
+        model: &'m Model<'m>,
+        arena: &'s mut [f32],
+        clean: &[u32],
+        corrupted: &'r [u32],
+        metric: &'r Metric,
+    ) -> Result<Self> {
+        if model.format() == NumberFormat::Int {
+            bail!("patching writes f32 activations into the run: give an f32 or i8 blob, or the checkpoint (this blob is int)");
+        }
+        if clean.len() != corrupted.len() {
+            bail!(
+                "the clean prompt has {} tokens and the corrupted one {}: patching compares them position by position, so they need the same length",
+                clean.len(),
+                corrupted.len()
+            );
+        }
+        let mut decoder = Decoder::new(model, arena)?;
+        let mut recorded = Recorded::new(model.config(), clean.len());
+        let c = run_patched(
+            &mut decoder,
+            clean,
+            metric,
+            Patch::None,
+            None,
+            Some(&mut recorded),
+        )?;
+        let k = run_patched(&mut decoder, corrupted, metric, Patch::None, None, None)?;
+        if (c - k).abs() < 1e-9 {
+            bail!(
+                "the clean and corrupted runs give the same metric ({c:.6}): nothing to \
+                 normalize by; choose prompts (or an answer) that the model tells apart"
+            );
+        }
+        Ok(Experiment {
+            decoder,
+            corrupted,
+            metric,
+            recorded,
+            clean: c,
+            corrupted_metric: k,
+        })
+    }
+
+    /// `(patched - corrupted) / (clean - corrupted)` of one patch.
+    fn normalized(&mut self, patch: Patch) -> Result<f64> {
+        let v = run_patched(
+            &mut self.decoder,
+            self.corrupted,
+            self.metric,
+            patch,
+            Some(&self.recorded),
+            None,
+        )?;
+        Ok((v - self.corrupted_metric) / (self.clean - self.corrupted_metric))
+    }
+}
+
 /// Runs every patch of `clean` into `corrupted` (token lists of one length) on `model`.
-pub fn patching(
-    model: &Model<'_>,
+pub fn patching<'m>(
+    model: &'m Model<'m>,
     clean: &[u32],
     corrupted: &[u32],
     metric: &Metric,
 ) -> Result<Patching> {
     let cfg = *model.config();
     let (l, h, s) = (cfg.n_layers, cfg.n_heads, clean.len());
-    if model.format() == NumberFormat::Int {
-        bail!("patching writes f32 activations into the run: give an f32 or i8 blob, or the checkpoint (this blob is int)");
-    }
-    if s != corrupted.len() {
-        bail!(
-            "the clean prompt has {s} tokens and the corrupted one {}: patching compares them position by position, so they need the same length",
-            corrupted.len()
-        );
-    }
     let mut arena = vec![0.0f32; cfg.state_len()];
-    let mut dec = Decoder::new(model, &mut arena)?;
-    let mut rec = Recorded::new(&cfg, s);
-    let clean_metric = run_patched(&mut dec, clean, metric, Patch::None, None, Some(&mut rec))?;
-    let corrupted_metric = run_patched(&mut dec, corrupted, metric, Patch::None, None, None)?;
-    let span = clean_metric - corrupted_metric;
-    if span.abs() < 1e-9 {
-        bail!(
-            "the clean and corrupted runs give the same metric ({clean_metric:.6}): nothing to \
-             normalize by; choose prompts (or an answer) that the model tells apart"
-        );
-    }
-    let mut normalized = |patch: Patch| -> Result<f32> {
-        let v = run_patched(&mut dec, corrupted, metric, patch, Some(&rec), None)?;
-        Ok(((v - corrupted_metric) / span) as f32)
-    };
+    let mut e = Experiment::new(model, &mut arena, clean, corrupted, metric)?;
+    let mut normalized = |patch: Patch| e.normalized(patch).map(|v| v as f32);
     let mut head_all_pos = Vec::with_capacity(l * h);
     let mut head_by_pos = Vec::with_capacity(l * s * h);
     let mut resid_pre = Vec::with_capacity(l * s);
@@ -273,8 +322,8 @@ pub fn patching(
         }
     }
     Ok(Patching {
-        clean: clean_metric,
-        corrupted: corrupted_metric,
+        clean: e.clean,
+        corrupted: e.corrupted_metric,
         head_all_pos,
         head_by_pos,
         resid_pre,
@@ -282,36 +331,15 @@ pub fn patching(
 }
 
 /// The normalized metric of one patch (for checks: e.g. `ResidPreAll { layer: 0 }` is 1).
-pub fn patched_metric(
-    model: &Model<'_>,
+pub fn patched_metric<'m>(
+    model: &'m Model<'m>,
     clean: &[u32],
     corrupted: &[u32],
     metric: &Metric,
     patch: Patch,
 ) -> Result<f64> {
-    let cfg = *model.config();
-    let mut arena = vec![0.0f32; cfg.state_len()];
-    let mut dec = Decoder::new(model, &mut arena)?;
-    let mut rec = Recorded::new(&cfg, clean.len());
-    let c = run_patched(&mut dec, clean, metric, Patch::None, None, Some(&mut rec))?;
-    let k = run_patched(&mut dec, corrupted, metric, Patch::None, None, None)?;
-    let v = run_patched(&mut dec, corrupted, metric, patch, Some(&rec), None)?;
-    Ok((v - k) / (c - k))
-}
-
-/// A token given as its text or its id.
-fn token(model: &Model<'_>, text: &str, flag: &str) -> Result<u32> {
-    let d_vocab = model.config().d_vocab;
-    if let Some(i) = vocab_of(model).and_then(|v| v.iter().position(|t| t == text)) {
-        return Ok(i as u32);
-    }
-    text.trim_start_matches('#')
-        .parse::<u32>()
-        .ok()
-        .filter(|&i| (i as usize) < d_vocab)
-        .with_context(|| {
-            format!("{flag} {text:?} is neither a token of the vocabulary nor a token id below {d_vocab}")
-        })
+    let mut arena = vec![0.0f32; model.config().state_len()];
+    Experiment::new(model, &mut arena, clean, corrupted, metric)?.normalized(patch)
 }
 
 /// `tinylens patch`.
@@ -330,11 +358,11 @@ pub fn run(args: Args) -> Result<()> {
     let clean = tokens_of(&model, &input(&args.clean, &args.clean_tokens)).context("--clean")?;
     let corrupted =
         tokens_of(&model, &input(&args.corrupt, &args.corrupt_tokens)).context("--corrupt")?;
-    let answer = token(&model, &args.answer, "--answer")?;
+    let answer = token_arg(&model, &args.answer, "--answer")?;
     let wrong = args
         .wrong
         .as_deref()
-        .map(|w| token(&model, w, "--wrong"))
+        .map(|w| token_arg(&model, w, "--wrong"))
         .transpose()?;
     let metric = match args.metric.as_str() {
         "logit-diff" => Metric::LogitDiff { answer, wrong },

@@ -3,16 +3,16 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 
 use crate::analysis::plot::attention::{page, Patterns};
 use crate::analysis::plot::svg::{bars, document, Heatmap};
 use crate::analysis::HeadId;
 use crate::files::write;
-use crate::inputs::{tokens_of, vocab_of};
+use crate::inputs::{token_arg, tokens_of, vocab_of};
 use crate::report::{last_position_terms, term_name, top_k};
-use crate::tokenize::{parse_ids, show};
+use crate::tokenize::show;
 use crate::trace::{trace_for, Attribution};
 
 /// Pictures: attention (HTML page and SVG heatmaps), attribution bars, head score grids.
@@ -145,30 +145,11 @@ fn attribution(a: AttributionArgs) -> Result<()> {
     let tokens = tokens_of(&model, &a.model.input())?;
     let cfg = *model.config();
     let vocab = vocab_of(&model);
-    let given = match a.token.as_deref() {
-        None => None,
-        Some(text) => Some(match &vocab {
-            Some(v) => match v.iter().position(|x| x == text) {
-                Some(i) => i as u32,
-                None => text
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|&i| (i as usize) < cfg.d_vocab)
-                    .with_context(|| {
-                        format!(
-                            "--token {text:?} is neither a token of the vocabulary nor a token id"
-                        )
-                    })?,
-            },
-            None => parse_ids(text)?[0],
-        }),
-    };
-    if let Some(target) = given.filter(|&t| t as usize >= cfg.d_vocab) {
-        bail!(
-            "token {target} is out of range: the model has d_vocab = {}",
-            cfg.d_vocab
-        );
-    }
+    let given = a
+        .token
+        .as_deref()
+        .map(|text| token_arg(&model, text, "--token"))
+        .transpose()?;
     let t = trace_for(&model, &tokens, Attribution::Last(given))?;
     let last = &t.logits[(t.seq - 1) * cfg.d_vocab..];
     let target = given.unwrap_or_else(|| top_k(last, 1)[0]);

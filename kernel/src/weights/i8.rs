@@ -3,6 +3,7 @@
 
 use crate::blob::{ByteLayout, NumberFormat, TensorKind};
 use crate::weights::f32::LnWeights;
+pub use crate::weights::Proj;
 use crate::{Config, Norm, PosEmbed};
 
 /// Elements per scale in [`Scaling::Block32`].
@@ -48,17 +49,6 @@ impl I8Matrix<'_> {
         let idx = i * cols + j;
         self.q.get(idx).map_or(0.0, |&q| q as f32) * self.scale(idx, cols)
     }
-}
-
-/// The three projections of a head.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Proj {
-    /// `W_Q`, `b_Q`
-    Q,
-    /// `W_K`, `b_K`
-    K,
-    /// `W_V`, `b_V`
-    V,
 }
 
 /// int8 weights borrowed from an `i8` or `i8-block32` blob.

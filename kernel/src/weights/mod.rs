@@ -16,6 +16,17 @@ use i8::I8Weights;
 #[cfg(feature = "int")]
 use int::IntWeights;
 
+/// The three projections of a head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proj {
+    /// `W_Q`, `b_Q`
+    Q,
+    /// `W_K`, `b_K`
+    K,
+    /// `W_V`, `b_V`
+    V,
+}
+
 /// The weights of a model in whichever number format its blob holds.
 #[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
