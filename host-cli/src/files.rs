@@ -56,14 +56,27 @@ fn write_through(
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let tmp = tempfile::Builder::new()
-        .prefix(".tinylens-")
-        .suffix(".part")
-        .tempfile_in(dir)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tinylens-").suffix(".part");
+    #[cfg(unix)]
+    builder.permissions(permissions_for(path));
+    let tmp = builder.tempfile_in(dir)?;
     fill(&tmp)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// The permissions a written file gets: those of the file it replaces, or, for a new file,
+/// what any program's new file gets (read and write for all, less the umask), not the
+/// owner-only mode of a temporary file.
+#[cfg(unix)]
+fn permissions_for(path: &Path) -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Ok(old) => old.permissions(),
+        Err(_) => std::fs::Permissions::from_mode(0o666),
+    }
 }
 
 /// Refuses to write `output` when it is one of `inputs` (the same file, under any name).
@@ -98,6 +111,22 @@ mod tests {
         // No temporary file is left behind.
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_file_gets_the_usual_mode_and_a_replaced_one_keeps_its_own() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let plain = dir.path().join("plain.bin");
+        std::fs::write(&plain, b"x").unwrap();
+        let ours = dir.path().join("ours.bin");
+        write(&ours, b"x").unwrap();
+        assert_eq!(mode(&ours), mode(&plain), "as std::fs::write makes it");
+        std::fs::set_permissions(&ours, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write(&ours, b"y").unwrap();
+        assert_eq!(mode(&ours), 0o640);
     }
 
     #[test]

@@ -335,16 +335,23 @@ impl<'m> FloatWeights<'m> {
 // ------------------------------------------------------------------------------------------
 
 /// Called during [`Decoder::step_with`] at the points TransformerLens names hooks. Every
-/// method has an empty default; `()` watches nothing and costs nothing. Two of them may change
-/// what they are given, as TransformerLens hooks may: [`resid_pre`](Hooks::resid_pre) and
-/// [`patch_result`](Hooks::patch_result) are where activation patching writes a stored
-/// activation into the run. The decoder's attribution reads the heads' `z`, so it does not
+/// method has an empty default; `()` watches nothing and costs nothing. Three of them may change
+/// what they are given, as TransformerLens hooks may: [`resid_pre`](Hooks::resid_pre),
+/// [`patch_qkv`](Hooks::patch_qkv) and [`patch_result`](Hooks::patch_result) are where
+/// activation and path patching write a stored activation into the run. The decoder's attribution reads the heads' `z`, so it does not
 /// see a patched result.
 pub trait Hooks {
     /// `blocks.{layer}.hook_resid_pre[pos]`: the residual stream entering the layer, before
     /// its LayerNorm; what the hook leaves in `resid` goes on. `resid`: `[d_model]`
     fn resid_pre(&mut self, layer: usize, resid: &mut [f32]) {
         let _ = (layer, resid);
+    }
+    /// `blocks.{layer}.attn.hook_q`, `hook_k` or `hook_v` `[pos, head]`, as `which` says: the
+    /// head's query, key or value at this position, bias included; what the hook leaves in `x`
+    /// is what the head uses (a key or value also stays in the KV cache). Path patching writes
+    /// here what a head's input would have been with one sender's output changed. `x`: `[d_head]`
+    fn patch_qkv(&mut self, layer: usize, head: usize, which: Proj, x: &mut [f32]) {
+        let _ = (layer, head, which, x);
     }
     /// `blocks.{layer}.attn.hook_result[pos, head]` before it joins the residual stream:
     /// what the hook leaves in `result` is what the head adds. `result`: `[d_model]`
@@ -673,6 +680,7 @@ impl<'m, 's> Decoder<'m, 's> {
             let at = ((l * n_heads + h) * ctx + p) * d_head;
             let v = &mut self.v_cache[at..][..d_head];
             self.w.project(l, Proj::V, h, self.normed, v);
+            hooks.patch_qkv(l, h, Proj::V, v);
         }
         // Shortformer: positions reach queries and keys only, added after ln1.
         if self.cfg.pos == PosEmbed::Shortformer {
@@ -684,7 +692,9 @@ impl<'m, 's> Decoder<'m, 's> {
             let cache = head * ctx * d_head..(head + 1) * ctx * d_head;
             let k = &mut self.k_cache[cache.clone()][p * d_head..][..d_head];
             self.w.project(l, Proj::K, h, self.normed, k);
+            hooks.patch_qkv(l, h, Proj::K, k);
             self.w.project(l, Proj::Q, h, self.normed, self.q);
+            hooks.patch_qkv(l, h, Proj::Q, self.q);
             let pattern = &mut self.pattern[head * ctx..][..p + 1];
             attention_scores(self.q, &self.k_cache[cache.clone()], pattern);
             softmax(pattern);

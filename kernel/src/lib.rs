@@ -104,6 +104,7 @@ pub use forward::{Arena, Decoder, Hooks};
 #[cfg(feature = "int")]
 pub use forward_int::{IntArena, IntDecoder, IntHooks};
 pub use model::Model;
+pub use weights::Proj;
 
 /// The index of the largest value (the first, on ties); 0 for an empty slice.
 #[deny(clippy::indexing_slicing)]

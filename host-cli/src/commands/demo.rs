@@ -131,7 +131,7 @@ pub fn story_demo(model: &Model<'_>, prompt: &str, html: &Path) -> Result<()> {
     };
     crate::files::write(
         html,
-        page("tinylens demo: attention of every head", &patterns),
+        page("tinylens demo: attention of every head", &patterns, ""),
     )?;
     println!(
         "\nwrote the attention of every head on this story to {}",

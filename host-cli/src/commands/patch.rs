@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use tinylens::{Decoder, Hooks, Model, NumberFormat};
+use tinylens::{Decoder, Hooks, Model, NumberFormat, Proj};
 
 use crate::analysis::{write_tensors, Named};
 use crate::inputs::{token_arg, token_label, tokens_of, Input};
@@ -15,9 +15,24 @@ use crate::report::describe;
 
 /// Activation patching: which head outputs and residual streams carry the clean behaviour.
 #[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub pair: PairArgs,
+    /// How many of the largest effects to print per table.
+    #[arg(long, default_value_t = 8)]
+    pub top: usize,
+    /// Write attn_head_out_all_pos, attn_head_out_by_pos, resid_pre, path_patch, clean_metric
+    /// and corrupted_metric to this safetensors file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// The model, the clean and corrupted prompts and the metric of a patching experiment
+/// (`tinylens patch` and `tinylens plot patching`).
+#[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("clean_input").required(true).args(["clean", "clean_tokens"])))]
 #[command(group(clap::ArgGroup::new("corrupt_input").required(true).args(["corrupt", "corrupt_tokens"])))]
-pub struct Args {
+pub struct PairArgs {
     #[command(flatten)]
     pub model: super::ModelArgs,
     /// The clean prompt, as text.
@@ -42,13 +57,56 @@ pub struct Args {
     /// (`log p(answer)`).
     #[arg(long, default_value = "logit-diff")]
     pub metric: String,
-    /// How many of the largest effects to print per table.
-    #[arg(long, default_value_t = 8)]
-    pub top: usize,
-    /// Write attn_head_out_all_pos, attn_head_out_by_pos, resid_pre, clean_metric and
-    /// corrupted_metric to this safetensors file.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
+}
+
+/// A patching experiment's prompts and metric, read through the model's vocabulary.
+pub struct Pair {
+    pub clean: Vec<u32>,
+    pub corrupted: Vec<u32>,
+    pub metric: Metric,
+    /// The metric as people write it: `logit["so"] - logit["be"]`.
+    pub name: String,
+}
+
+impl PairArgs {
+    /// The prompts as tokens of `model`, and the metric.
+    pub fn resolve(&self, model: &Model<'_>) -> Result<Pair> {
+        let input = |text: &Option<String>, ids: &Option<String>| match (text, ids) {
+            (Some(t), _) => Input::Prompt(t.clone()),
+            (None, Some(i)) => Input::Tokens(i.clone()),
+            (None, None) => unreachable!("clap requires one of the two"),
+        };
+        let clean = tokens_of(model, &input(&self.clean, &self.clean_tokens)).context("--clean")?;
+        let corrupted =
+            tokens_of(model, &input(&self.corrupt, &self.corrupt_tokens)).context("--corrupt")?;
+        let answer = token_arg(model, &self.answer, "--answer")?;
+        let wrong = self
+            .wrong
+            .as_deref()
+            .map(|w| token_arg(model, w, "--wrong"))
+            .transpose()?;
+        let metric = match self.metric.as_str() {
+            "logit-diff" => Metric::LogitDiff { answer, wrong },
+            "logprob" if wrong.is_none() => Metric::LogProb { answer },
+            "logprob" => bail!("--metric logprob takes no --wrong (it is log p(answer))"),
+            other => bail!("unknown --metric {other:?}: expected logit-diff or logprob"),
+        };
+        let name = match metric {
+            Metric::LogitDiff { wrong: Some(w), .. } => format!(
+                "logit[{}] - logit[{}]",
+                token_label(model, answer),
+                token_label(model, w)
+            ),
+            Metric::LogitDiff { .. } => format!("logit[{}]", token_label(model, answer)),
+            Metric::LogProb { .. } => format!("log p({})", token_label(model, answer)),
+        };
+        Ok(Pair {
+            clean,
+            corrupted,
+            metric,
+            name,
+        })
+    }
 }
 
 /// What one patched run takes from the clean run.
@@ -68,6 +126,14 @@ pub enum Patch {
     ResidPre { layer: usize, pos: usize },
     /// The residual stream entering `layer` at every position.
     ResidPreAll { layer: usize },
+    /// Path patching: only the receiver head's query, key or value input (`input`) sees the
+    /// sender head's clean output, at every position; every other path from the sender stays
+    /// corrupted. The sender's layer must come before the receiver's.
+    Path {
+        sender: (usize, usize),
+        receiver: (usize, usize),
+        input: Proj,
+    },
 }
 
 /// The clean run's activations: per position, per layer, `resid_pre` and every head's result.
@@ -97,6 +163,11 @@ impl Recorded {
     fn resid_pre_at(&mut self, pos: usize, layer: usize) -> &mut [f32] {
         let m = self.d_model;
         &mut self.resid_pre[(pos * self.n_layers + layer) * m..][..m]
+    }
+
+    fn result_of(&self, pos: usize, layer: usize, head: usize) -> &[f32] {
+        let m = self.d_model;
+        &self.result[((pos * self.n_layers + layer) * self.n_heads + head) * m..][..m]
     }
 
     fn result_at(&mut self, pos: usize, layer: usize, head: usize) -> &mut [f32] {
@@ -153,6 +224,57 @@ impl Hooks for Patcher<'_> {
     }
 }
 
+/// The first run of a path patch: the corrupted prompt with the sender's result taken from
+/// the clean run and every head between the sender's layer and the receiver's frozen at its
+/// corrupted result, so that the receiver's input differs from the corrupted run's by the
+/// sender's direct path alone. It records the receiver's `input` at every position.
+struct PathSender<'r> {
+    pos: usize,
+    sender: (usize, usize),
+    receiver: (usize, usize),
+    input: Proj,
+    clean: &'r Recorded,
+    corrupted: &'r Recorded,
+    /// `[seq, d_head]`
+    receiver_input: &'r mut Vec<f32>,
+}
+
+impl Hooks for PathSender<'_> {
+    fn patch_result(&mut self, layer: usize, head: usize, result: &mut [f32]) {
+        let p = self.pos;
+        if (layer, head) == self.sender {
+            result.copy_from_slice(self.clean.result_of(p, layer, head));
+        } else if layer > self.sender.0 && layer < self.receiver.0 {
+            result.copy_from_slice(self.corrupted.result_of(p, layer, head));
+        }
+    }
+
+    fn patch_qkv(&mut self, layer: usize, head: usize, which: Proj, x: &mut [f32]) {
+        if (layer, head) == self.receiver && which == self.input {
+            self.receiver_input.extend_from_slice(x);
+        }
+    }
+}
+
+/// The second run of a path patch: the corrupted prompt with the receiver's input replaced
+/// by the one the first run recorded; everything downstream of the receiver runs freely.
+struct PathReceiver<'r> {
+    pos: usize,
+    receiver: (usize, usize),
+    input: Proj,
+    /// `[seq, d_head]`
+    receiver_input: &'r [f32],
+}
+
+impl Hooks for PathReceiver<'_> {
+    fn patch_qkv(&mut self, layer: usize, head: usize, which: Proj, x: &mut [f32]) {
+        if (layer, head) == self.receiver && which == self.input {
+            let d = x.len();
+            x.copy_from_slice(&self.receiver_input[self.pos * d..][..d]);
+        }
+    }
+}
+
 /// The metric of a run's last logits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Metric {
@@ -178,6 +300,49 @@ impl Metric {
     }
 }
 
+/// A hook that is told which position the decoder is at before each step.
+trait AtPosition: Hooks {
+    fn at(&mut self, pos: usize);
+}
+
+impl AtPosition for Patcher<'_> {
+    fn at(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+}
+
+impl AtPosition for PathSender<'_> {
+    fn at(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+}
+
+impl AtPosition for PathReceiver<'_> {
+    fn at(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+}
+
+/// One run of `tokens` through `hooks`: the metric of its last logits.
+fn run_hooked(
+    decoder: &mut Decoder<'_, '_>,
+    tokens: &[u32],
+    metric: &Metric,
+    hooks: &mut impl AtPosition,
+) -> Result<f64> {
+    decoder.reset();
+    let mut value = 0.0;
+    for (p, &t) in tokens.iter().enumerate() {
+        hooks.at(p);
+        let logits = decoder.step_with(t, hooks)?;
+        if p + 1 == tokens.len() {
+            crate::trace::check_finite(logits, p)?;
+            value = metric.of(logits);
+        }
+    }
+    Ok(value)
+}
+
 /// One run of `tokens` with `patch` from `clean` (or recording into `record`): the metric of
 /// its last logits.
 fn run_patched(
@@ -188,23 +353,13 @@ fn run_patched(
     clean: Option<&Recorded>,
     record: Option<&mut Recorded>,
 ) -> Result<f64> {
-    decoder.reset();
     let mut hooks = Patcher {
         pos: 0,
         patch,
         clean,
         record,
     };
-    let mut value = 0.0;
-    for (p, &t) in tokens.iter().enumerate() {
-        hooks.pos = p;
-        let logits = decoder.step_with(t, &mut hooks)?;
-        if p + 1 == tokens.len() {
-            crate::trace::check_finite(logits, p)?;
-            value = metric.of(logits);
-        }
-    }
-    Ok(value)
+    run_hooked(decoder, tokens, metric, &mut hooks)
 }
 
 /// Every patching result of one clean / corrupted pair, TransformerLens' shapes.
@@ -220,6 +375,22 @@ pub struct Patching {
     pub head_by_pos: Vec<f32>,
     /// `[n_layers, seq]`: the residual stream entering each layer patched at one position.
     pub resid_pre: Vec<f32>,
+    /// `[3, n_layers, n_heads, n_layers, n_heads]`: path patching from a sender head (axes 1
+    /// and 2) to a receiver head's (axes 3 and 4) query, key or value input (axis 0, in that
+    /// order); NaN where the sender's layer is not before the receiver's.
+    pub path: Vec<f32>,
+}
+
+/// The inputs of a head that path patching reaches, in the order of [`Patching::path`].
+pub const PATH_INPUTS: [Proj; 3] = [Proj::Q, Proj::K, Proj::V];
+
+/// The letter TransformerLens names a head input by: `q`, `k` or `v`.
+pub fn input_name(input: Proj) -> &'static str {
+    match input {
+        Proj::Q => "q",
+        Proj::K => "k",
+        Proj::V => "v",
+    }
 }
 
 /// One clean / corrupted pair with the clean run recorded: patched runs of the corrupted
@@ -229,6 +400,8 @@ struct Experiment<'r, 'm, 's> {
     corrupted: &'r [u32],
     metric: &'r Metric,
     recorded: Recorded,
+    /// The corrupted run's activations, for the heads a path patch freezes.
+    recorded_corrupted: Recorded,
     clean: f64,
     corrupted_metric: f64,
 }
@@ -262,7 +435,15 @@ impl<'r, 'm, 's> Experiment<'r, 'm, 's> {
             None,
             Some(&mut recorded),
         )?;
-        let k = run_patched(&mut decoder, corrupted, metric, Patch::None, None, None)?;
+        let mut recorded_corrupted = Recorded::new(model.config(), corrupted.len());
+        let k = run_patched(
+            &mut decoder,
+            corrupted,
+            metric,
+            Patch::None,
+            None,
+            Some(&mut recorded_corrupted),
+        )?;
         if (c - k).abs() < 1e-9 {
             bail!(
                 "the clean and corrupted runs give the same metric ({c:.6}): nothing to \
@@ -274,6 +455,7 @@ impl<'r, 'm, 's> Experiment<'r, 'm, 's> {
             corrupted,
             metric,
             recorded,
+            recorded_corrupted,
             clean: c,
             corrupted_metric: k,
         })
@@ -281,15 +463,65 @@ impl<'r, 'm, 's> Experiment<'r, 'm, 's> {
 
     /// `(patched - corrupted) / (clean - corrupted)` of one patch.
     fn normalized(&mut self, patch: Patch) -> Result<f64> {
-        let v = run_patched(
-            &mut self.decoder,
-            self.corrupted,
-            self.metric,
-            patch,
-            Some(&self.recorded),
-            None,
-        )?;
+        let v = match patch {
+            Patch::Path {
+                sender,
+                receiver,
+                input,
+            } => self.path_patched(sender, receiver, input)?,
+            _ => run_patched(
+                &mut self.decoder,
+                self.corrupted,
+                self.metric,
+                patch,
+                Some(&self.recorded),
+                None,
+            )?,
+        };
         Ok((v - self.corrupted_metric) / (self.clean - self.corrupted_metric))
+    }
+
+    /// The metric of the corrupted run in which only the receiver's `input` sees the
+    /// sender's clean output: two runs, the first to find that input, the second to use it.
+    fn path_patched(
+        &mut self,
+        sender: (usize, usize),
+        receiver: (usize, usize),
+        input: Proj,
+    ) -> Result<f64> {
+        let (layers, heads) = (self.recorded.n_layers, self.recorded.n_heads);
+        for (name, (l, h)) in [("sender", sender), ("receiver", receiver)] {
+            if l >= layers || h >= heads {
+                bail!("path patching: the {name} head {l}.{h} is not in a model of {layers} layers of {heads} heads");
+            }
+        }
+        if sender.0 >= receiver.0 {
+            bail!(
+                "path patching: the sender {}.{} must sit in a layer before the receiver {}.{}",
+                sender.0,
+                sender.1,
+                receiver.0,
+                receiver.1
+            );
+        }
+        let mut receiver_input = Vec::new();
+        let mut first = PathSender {
+            pos: 0,
+            sender,
+            receiver,
+            input,
+            clean: &self.recorded,
+            corrupted: &self.recorded_corrupted,
+            receiver_input: &mut receiver_input,
+        };
+        run_hooked(&mut self.decoder, self.corrupted, self.metric, &mut first)?;
+        let mut second = PathReceiver {
+            pos: 0,
+            receiver,
+            input,
+            receiver_input: &receiver_input,
+        };
+        run_hooked(&mut self.decoder, self.corrupted, self.metric, &mut second)
     }
 }
 
@@ -321,12 +553,29 @@ pub fn patching<'m>(
             resid_pre.push(normalized(Patch::ResidPre { layer, pos })?);
         }
     }
+    let mut path = Vec::with_capacity(3 * l * h * l * h);
+    for input in PATH_INPUTS {
+        for sender in (0..l).flat_map(|sl| (0..h).map(move |sh| (sl, sh))) {
+            for receiver in (0..l).flat_map(|rl| (0..h).map(move |rh| (rl, rh))) {
+                path.push(if sender.0 < receiver.0 {
+                    normalized(Patch::Path {
+                        sender,
+                        receiver,
+                        input,
+                    })?
+                } else {
+                    f32::NAN
+                });
+            }
+        }
+    }
     Ok(Patching {
         clean: e.clean,
         corrupted: e.corrupted_metric,
         head_all_pos,
         head_by_pos,
         resid_pre,
+        path,
     })
 }
 
@@ -344,43 +593,20 @@ pub fn patched_metric<'m>(
 
 /// `tinylens patch`.
 pub fn run(args: Args) -> Result<()> {
-    args.model.refuse_overwrite(args.out.as_deref(), &[])?;
+    args.pair.model.refuse_overwrite(args.out.as_deref(), &[])?;
     if args.top == 0 {
         bail!("--top must be at least 1");
     }
-    let loaded = args.model.load()?;
+    let loaded = args.pair.model.load()?;
     let model = loaded.model()?;
-    let input = |text: &Option<String>, ids: &Option<String>| match (text, ids) {
-        (Some(t), _) => Input::Prompt(t.clone()),
-        (None, Some(i)) => Input::Tokens(i.clone()),
-        (None, None) => unreachable!("clap requires one of the two"),
-    };
-    let clean = tokens_of(&model, &input(&args.clean, &args.clean_tokens)).context("--clean")?;
-    let corrupted =
-        tokens_of(&model, &input(&args.corrupt, &args.corrupt_tokens)).context("--corrupt")?;
-    let answer = token_arg(&model, &args.answer, "--answer")?;
-    let wrong = args
-        .wrong
-        .as_deref()
-        .map(|w| token_arg(&model, w, "--wrong"))
-        .transpose()?;
-    let metric = match args.metric.as_str() {
-        "logit-diff" => Metric::LogitDiff { answer, wrong },
-        "logprob" if wrong.is_none() => Metric::LogProb { answer },
-        "logprob" => bail!("--metric logprob takes no --wrong (it is log p(answer))"),
-        other => bail!("unknown --metric {other:?}: expected logit-diff or logprob"),
-    };
+    let Pair {
+        clean,
+        corrupted,
+        metric,
+        name,
+    } = args.pair.resolve(&model)?;
     let cfg = *model.config();
     println!("model: {} ({})", describe(&cfg), model.format().name());
-    let name = match metric {
-        Metric::LogitDiff { wrong: Some(w), .. } => format!(
-            "logit[{}] - logit[{}]",
-            token_label(&model, answer),
-            token_label(&model, w)
-        ),
-        Metric::LogitDiff { .. } => format!("logit[{}]", token_label(&model, answer)),
-        Metric::LogProb { .. } => format!("log p({})", token_label(&model, answer)),
-    };
     let p = patching(&model, &clean, &corrupted, &metric)?;
     println!(
         "metric {name} at the last position: clean {:.4}, corrupted {:.4}; each patch of a \
@@ -421,11 +647,38 @@ pub fn run(args: Args) -> Result<()> {
         let (layer, pos) = (k / s, k % s);
         println!("  layer {layer} at position {:<16} {v:>8.3}", shown(pos));
     }
+    if l > 1 {
+        let mut paths: Vec<(usize, f32)> = p
+            .path
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, v)| !v.is_nan())
+            .collect();
+        paths.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+        println!(
+            "\nthe largest effects of one head's output on one later head's query, key or value \
+             input alone (path_patch):"
+        );
+        for &(k, v) in paths.iter().take(args.top) {
+            let heads = l * h;
+            let (input, sender, receiver) = (k / (heads * heads), k / heads % heads, k % heads);
+            println!(
+                "  head {}.{} -> head {}.{} {}  {v:>8.3}",
+                sender / h,
+                sender % h,
+                receiver / h,
+                receiver % h,
+                input_name(PATH_INPUTS[input])
+            );
+        }
+    }
     if let Some(path) = &args.out {
         let tensors = vec![
             Named::new("attn_head_out_all_pos", vec![l, h], p.head_all_pos.clone()),
             Named::new("attn_head_out_by_pos", vec![l, s, h], p.head_by_pos.clone()),
             Named::new("resid_pre", vec![l, s], p.resid_pre.clone()),
+            Named::new("path_patch", vec![3, l, h, l, h], p.path.clone()),
             Named::new("clean_metric", vec![], vec![p.clean as f32]),
             Named::new("corrupted_metric", vec![], vec![p.corrupted as f32]),
         ];

@@ -9,6 +9,7 @@ use clap::Subcommand;
 use crate::analysis::plot::attention::{page, Patterns};
 use crate::analysis::plot::svg::{bars, document, Heatmap};
 use crate::analysis::HeadId;
+use crate::commands::patch::{input_name, Pair, PATH_INPUTS};
 use crate::files::write;
 use crate::inputs::{token_arg, tokens_of, vocab_of};
 use crate::report::{last_position_terms, term_name, top_k};
@@ -32,6 +33,9 @@ pub enum Plot {
     Attribution(AttributionArgs),
     /// Grids of head scores and composition scores (SVG).
     Heads(HeadsArgs),
+    /// Heatmaps of activation patching (head x position, layer x position) and path patching
+    /// (sender x receiver per query, key and value input) (SVG).
+    Patching(PatchingArgs),
 }
 
 /// The arguments of `plot attention`.
@@ -76,12 +80,26 @@ pub struct HeadsArgs {
     pub output: PathBuf,
 }
 
+/// The arguments of `plot patching`.
+#[derive(clap::Args)]
+pub struct PatchingArgs {
+    #[command(flatten)]
+    pub pair: super::patch::PairArgs,
+    /// The SVG to write.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Also write the attention page of the clean prompt with the patching heatmaps under it.
+    #[arg(long)]
+    pub page: Option<PathBuf>,
+}
+
 /// `tinylens plot`.
 pub fn run(args: Args) -> Result<()> {
     match args.what {
         Plot::Attention(a) => attention(a),
         Plot::Attribution(a) => attribution(a),
         Plot::Heads(a) => heads(a),
+        Plot::Patching(a) => patching(a),
     }
 }
 
@@ -110,7 +128,7 @@ fn attention(a: AttentionArgs) -> Result<()> {
         pattern: &t.pattern,
     };
     let title = format!("attention patterns: {}", path.display());
-    write(output, page(&title, &patterns))?;
+    write(output, page(&title, &patterns, ""))?;
     println!(
         "wrote {} ({} heads, {} tokens)",
         output.display(),
@@ -229,5 +247,136 @@ fn heads(a: HeadsArgs) -> Result<()> {
         "wrote {} (head scores and composition scores)",
         output.display()
     );
+    Ok(())
+}
+
+/// `tinylens plot patching`: the results of `tinylens patch` as heatmaps on one SVG page, and
+/// with `--page` the clean prompt's attention page with the heatmaps under it.
+fn patching(a: PatchingArgs) -> Result<()> {
+    let model_path = a.pair.model.model.clone();
+    a.pair.model.refuse_overwrite(Some(&a.output), &[])?;
+    a.pair.model.refuse_overwrite(a.page.as_deref(), &[])?;
+    if a.page.as_deref() == Some(a.output.as_path()) {
+        anyhow::bail!("--page and --output name the same file");
+    }
+    let loaded = a.pair.model.load()?;
+    let model = loaded.model()?;
+    let Pair {
+        clean,
+        corrupted,
+        metric,
+        name,
+    } = a.pair.resolve(&model)?;
+    let cfg = *model.config();
+    let p = super::patch::patching(&model, &clean, &corrupted, &metric)?;
+    let (l, h, s) = (cfg.n_layers, cfg.n_heads, clean.len());
+    let vocab = vocab_of(&model);
+    let text = |t: u32| show(vocab.as_deref(), t);
+    // A position where the prompts differ shows both tokens.
+    let positions: Vec<String> = (0..s)
+        .map(|i| match (clean[i], corrupted[i]) {
+            (c, k) if c == k => format!("{i} {}", text(c)),
+            (c, k) => format!("{i} {} / {}", text(c), text(k)),
+        })
+        .collect();
+    let layers: Vec<String> = (0..l).map(|l| format!("layer {l}")).collect();
+    let heads: Vec<String> = (0..h).map(|h| format!("head {h}")).collect();
+    let all = &|_: usize, _: usize| true;
+    let scale = format!(
+        "{name}: 0 = corrupted ({:.3}), 1 = clean ({:.3})",
+        p.corrupted, p.clean
+    );
+    let map = |title: &str, values: &[f32], rows: &[String], cols: &[String], axes| {
+        Heatmap {
+            title,
+            values,
+            row_labels: rows,
+            col_labels: cols,
+            max: 1.0,
+            signed: true,
+            mask: all,
+            axes,
+        }
+        .render()
+    };
+    let mut parts = vec![map(
+        &format!("each head's output at every position (attn_head_out_all_pos); {scale}"),
+        &p.head_all_pos,
+        &layers,
+        &heads,
+        ("", ""),
+    )];
+    for layer in 0..l {
+        // attn_head_out_by_pos is [layer, pos, head]: one map per layer, a row per head.
+        let values: Vec<f32> = (0..h)
+            .flat_map(|head| (0..s).map(move |pos| (pos, head)))
+            .map(|(pos, head)| p.head_by_pos[(layer * s + pos) * h + head])
+            .collect();
+        let rows: Vec<String> = (0..h).map(|head| format!("head {layer}.{head}")).collect();
+        parts.push(map(
+            &format!("layer {layer}: one head's output at one position (attn_head_out_by_pos)"),
+            &values,
+            &rows,
+            &positions,
+            ("head", "position"),
+        ));
+    }
+    parts.push(map(
+        "the residual stream entering a layer at one position (resid_pre)",
+        &p.resid_pre,
+        &layers,
+        &positions,
+        ("", "position"),
+    ));
+    if l > 1 {
+        // Senders are the heads of every layer but the last, receivers those of every layer
+        // but the first; a sender reaches the receivers of later layers only.
+        let labels: Vec<String> = HeadId::all(&cfg).iter().map(|h| h.to_string()).collect();
+        let n = l * h;
+        let (senders, receivers) = (&labels[..n - h], &labels[h..]);
+        let later = &|a: usize, b: usize| a / h <= b / h;
+        for (i, input) in PATH_INPUTS.into_iter().enumerate() {
+            let grid = &p.path[i * n * n..][..n * n];
+            let values: Vec<f32> = (0..n - h)
+                .flat_map(|s| (h..n).map(move |r| grid[s * n + r]))
+                .collect();
+            parts.push(
+                Heatmap {
+                    title: &format!(
+                        "path patching to the {} input (path_patch; row = sender, column = receiver)",
+                        input_name(input)
+                    ),
+                    values: &values,
+                    row_labels: senders,
+                    col_labels: receivers,
+                    max: 1.0,
+                    signed: true,
+                    mask: later,
+                    axes: ("sender", "receiver"),
+                }
+                .render(),
+            );
+        }
+    }
+    let title = format!("activation patching: {}", model_path.display());
+    write(&a.output, document(&title, &parts))?;
+    println!("wrote {} ({scale})", a.output.display());
+    if let Some(page_path) = &a.page {
+        let t = trace_for(&model, &clean, Attribution::Off)?;
+        let texts: Vec<String> = clean.iter().map(|&c| text(c)).collect();
+        let patterns = Patterns {
+            tokens: &texts,
+            n_layers: l,
+            n_heads: h,
+            pattern: &t.pattern,
+        };
+        let html = page(
+            &format!("attention and patching: {}", model_path.display()),
+            &patterns,
+            &format!("<h2>activation patching</h2>{}", parts.concat()),
+        );
+        write(page_path, html)?;
+        println!("wrote {}", page_path.display());
+    }
     Ok(())
 }

@@ -130,8 +130,8 @@ const SCRIPT: &str = r#"
 
 /// The whole page: the data as JSON in a `<script type="application/json">`, a script that
 /// draws every head, and, for readers without a script, the same heatmaps as static SVG in a
-/// `<noscript>`.
-pub fn page(title: &str, p: &Patterns<'_>) -> String {
+/// `<noscript>`; `after` (HTML, e.g. more heatmaps) goes at the end of the body.
+pub fn page(title: &str, p: &Patterns<'_>, after: &str) -> String {
     let data = serde_json::json!({
         "tokens": p.tokens,
         "n_layers": p.n_layers,
@@ -161,6 +161,7 @@ colour the tokens it attends to.</p>
 <noscript>{fallback}</noscript>
 <script type="application/json" id="data">{json}</script>
 <script>{SCRIPT}</script>
+{after}
 </body></html>
 "#,
         t = escape(title)
