@@ -3,6 +3,8 @@
 //!
 //! - `trace_64`: every hook and the attribution of every position over 64 tokens (the
 //!   `run --out` trace).
+//! - `trace_64_hooks`: every hook over the same 64 tokens, no attribution (what
+//!   TransformerLens' `run_with_cache` records).
 //! - `prefill_64`: `Decoder::prefill` of the same 64 tokens, logits of the last only.
 //! - `patch_sweep`: the whole patching sweep of the demo story (30 tokens): every head at every
 //!   position, every head at each position and `resid_pre` at each position, 308 patched runs.
@@ -14,7 +16,7 @@ use tinylens::Decoder;
 use tinylens_cli::blobio::load_model;
 use tinylens_cli::commands::patch::{patching, Metric};
 use tinylens_cli::inputs::{random_sequences, tokens_of, Input};
-use tinylens_cli::trace::trace;
+use tinylens_cli::trace::{trace, trace_for, Attribution};
 
 const CLEAN: &str = "Mr and Mrs Durasoli, of number 4, Pivet Drive, were proud to say that they \
                      were perfectly normal. Mr Dura";
@@ -30,6 +32,9 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("demo-2l");
     group.sample_size(20);
     group.bench_function("trace_64", |b| b.iter(|| trace(&model, &tokens).unwrap()));
+    group.bench_function("trace_64_hooks", |b| {
+        b.iter(|| trace_for(&model, &tokens, Attribution::Off).unwrap())
+    });
     let mut arena = vec![0.0f32; cfg.state_len()];
     let mut dec = Decoder::new(&model, &mut arena).unwrap();
     group.bench_function("prefill_64", |b| {

@@ -359,18 +359,14 @@ fn trace_int(model: &Model<'_>, tokens: &[u32], dla: Attribution) -> Result<Trac
     Ok(t)
 }
 
-/// Writes a trace as safetensors, tensor names as TransformerLens hooks (see `run --out`).
+/// Writes a trace as safetensors, tensor names as TransformerLens hooks (see `run --out`),
+/// with the `dla.*` tensors when the trace recorded them ([`Attribution::Every`]).
 /// Returns the names of the hooks left out because the model's format does not keep them.
 pub fn write_safetensors(
     trace: &Trace,
     cfg: &Config,
     path: &std::path::Path,
 ) -> Result<Vec<String>> {
-    if trace.dla_bias_const.is_empty() {
-        return Err(anyhow!(
-            "this trace holds no attribution table: trace with Attribution::Every to write it"
-        ));
-    }
     let (l, h, m, d, v, s) = (
         cfg.n_layers,
         cfg.n_heads,
@@ -380,21 +376,25 @@ pub fn write_safetensors(
         trace.seq,
     );
     let direct = trace.dla_direct();
-    let mut named: Vec<(String, Vec<usize>, &[f32])> = vec![
-        ("logits".into(), vec![s, v], &trace.logits),
-        ("dla.direct".into(), vec![s, v], &direct),
-        (
-            "dla.direct_embed".into(),
-            vec![s, v],
-            &trace.dla_direct_embed,
-        ),
-        ("dla.direct_pos".into(), vec![s, v], &trace.dla_direct_pos),
-        ("dla.heads".into(), vec![l * h, s, v], &trace.dla_heads),
-        ("dla.bias_b_O".into(), vec![l, s, v], &trace.dla_bias_b_o),
-        ("dla.bias_const".into(), vec![v], &trace.dla_bias_const),
-    ];
-    if let Some(tl) = &trace.dla_heads_tl {
-        named.push(("dla.heads_tl".into(), vec![l * h, s, v], tl));
+    let mut named: Vec<(String, Vec<usize>, &[f32])> =
+        vec![("logits".into(), vec![s, v], &trace.logits)];
+    // The attribution of every position, when the trace recorded it (Attribution::Every).
+    if !trace.dla_bias_const.is_empty() {
+        named.extend([
+            ("dla.direct".into(), vec![s, v], direct.as_slice()),
+            (
+                "dla.direct_embed".into(),
+                vec![s, v],
+                &trace.dla_direct_embed,
+            ),
+            ("dla.direct_pos".into(), vec![s, v], &trace.dla_direct_pos),
+            ("dla.heads".into(), vec![l * h, s, v], &trace.dla_heads),
+            ("dla.bias_b_O".into(), vec![l, s, v], &trace.dla_bias_b_o),
+            ("dla.bias_const".into(), vec![v], &trace.dla_bias_const),
+        ]);
+        if let Some(tl) = &trace.dla_heads_tl {
+            named.push(("dla.heads_tl".into(), vec![l * h, s, v], tl));
+        }
     }
     for layer in 0..l {
         named.push((

@@ -634,3 +634,48 @@ fn a_long_context_is_calibrated_and_validated_on_bounded_sequences() {
     let text = ok(&["validate", ckpt, blob, "--random", "2"]);
     assert!(text.contains("2 sequences, 1024 positions"), "{text}");
 }
+
+#[test]
+fn run_out_with_no_attribution_writes_the_same_hooks_and_no_dla() {
+    let model = fixture("l2_ln").join("model.safetensors");
+    let (full, hooks) = (tmp("full.safetensors"), tmp("hooks-only.safetensors"));
+    for (out, extra) in [(&full, None), (&hooks, Some("--no-attribution"))] {
+        let mut args = vec![
+            "run",
+            model.to_str().unwrap(),
+            "--tokens",
+            "1,2,3,4,5,6",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let text = ok(&args);
+        assert!(
+            text.contains("head 0.1"),
+            "the last position's attribution still prints"
+        );
+    }
+    let (full, hooks) = (read_safetensors(&full), read_safetensors(&hooks));
+    assert!(
+        hooks.keys().all(|k| !k.starts_with("dla.")),
+        "{:?}",
+        hooks.keys()
+    );
+    assert!(full.contains_key("dla.heads"));
+    let mut compared = 0;
+    for (name, t) in &hooks {
+        assert_eq!(t.data, full[name].data, "{name}");
+        compared += 1;
+    }
+    assert_eq!(compared, 1 + 4 * 2, "logits and four hooks per layer");
+    fails_with(
+        &[
+            "run",
+            model.to_str().unwrap(),
+            "--tokens",
+            "1",
+            "--no-attribution",
+        ],
+        "--out",
+    );
+}

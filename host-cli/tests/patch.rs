@@ -250,7 +250,7 @@ fn path_patching_needs_the_sender_before_the_receiver() {
         let same_layer = patched_metric(model, &CLEAN, &CORRUPT, &metric, path((1, 0), (1, 2)));
         let err = format!("{:#}", same_layer.unwrap_err());
         assert!(
-            err.contains("must sit in a layer before the receiver 1.2"),
+            err.contains("must sit in a layer before the receiver's (1)"),
             "{err}"
         );
         let missing = patched_metric(model, &CLEAN, &CORRUPT, &metric, path((0, 9), (1, 2)));

@@ -341,6 +341,11 @@ impl<'m> FloatWeights<'m> {
 /// activation and path patching write a stored activation into the run. The decoder's attribution reads the heads' `z`, so it does not
 /// see a patched result.
 pub trait Hooks {
+    /// Called first in every step with the position about to be decoded: the `pos` of every
+    /// hook call that follows, until the next `position`.
+    fn position(&mut self, pos: usize) {
+        let _ = pos;
+    }
     /// `blocks.{layer}.hook_resid_pre[pos]`: the residual stream entering the layer, before
     /// its LayerNorm; what the hook leaves in `resid` goes on. `resid`: `[d_model]`
     fn resid_pre(&mut self, layer: usize, resid: &mut [f32]) {
@@ -552,13 +557,38 @@ impl<'m, 's> Decoder<'m, 's> {
     /// token. Every token is checked before anything runs, so a bad prompt changes nothing.
     /// Logits are computed for the last position only.
     pub fn prefill(&mut self, tokens: &[u32]) -> Result<&[f32], Error> {
+        self.prefill_with(tokens, &mut ())
+    }
+
+    /// [`prefill`](Self::prefill), calling `hooks` at each hook point of every position.
+    pub fn prefill_with(
+        &mut self,
+        tokens: &[u32],
+        hooks: &mut impl Hooks,
+    ) -> Result<&[f32], Error> {
         self.cfg
             .check_prompt(tokens, self.ctx - self.pos, self.ctx)?;
         let last = tokens.len() - 1;
         for (i, &t) in tokens.iter().enumerate() {
-            self.forward(t, &mut (), i == last);
+            self.forward(t, hooks, i == last);
         }
         Ok(self.logits)
+    }
+
+    /// Forgets every position from `len` on: the cache keeps positions `0..len`, and the next
+    /// step is position `len`. A run that changes only later positions (a patch at position
+    /// `len`, another continuation of a shared prefix) starts here instead of from 0.
+    pub fn rewind(&mut self, len: usize) -> Result<(), Error> {
+        if len > self.pos {
+            return Err(Error::OutOfRange {
+                what: "rewind length",
+                index: len,
+                len: self.pos + 1,
+            });
+        }
+        self.pos = len;
+        self.has_logits = false;
+        Ok(())
     }
 
     /// Keeps generating past the context: starts over with `recent` (the last tokens the
@@ -637,6 +667,7 @@ impl<'m, 's> Decoder<'m, 's> {
     /// the final LayerNorm and unembedding. The token and the capacity are already checked.
     fn forward(&mut self, token: u32, hooks: &mut impl Hooks, with_logits: bool) {
         let p = self.pos;
+        hooks.position(p);
         // W_pos joins the residual stream only in the standard scheme.
         self.w.embed(self.cfg.pos, token as usize, p, self.resid);
         for l in 0..self.cfg.n_layers {

@@ -501,3 +501,102 @@ fn hooks_can_replace_a_head_result_and_the_residual() {
     let shifted = dec.step_with(3, &mut Shift).unwrap().to_vec();
     assert_ne!(plain, shifted);
 }
+
+#[test]
+fn rewinding_continues_as_if_the_later_positions_never_ran() {
+    let (prefix, first, second) = ([3u32, 1, 4], [1u32, 5], [9u32, 2, 6]);
+    for cfg in all_configs() {
+        let blob = blob_for(&cfg);
+        let model = Model::from_blob(blob.as_bytes()).unwrap();
+        let mut arena = vec![0.0; cfg.state_len()];
+        let mut dec = Decoder::new(&model, &mut arena).unwrap();
+        let whole: Vec<u32> = prefix.iter().chain(&second).copied().collect();
+        let fresh = dec.prefill(&whole).unwrap().to_vec();
+        dec.reset();
+        dec.prefill(&prefix).unwrap();
+        dec.prefill(&first).unwrap();
+        dec.rewind(prefix.len()).unwrap();
+        assert_eq!(dec.len(), prefix.len());
+        assert!(matches!(dec.logits(), Err(Error::NoPosition)), "{cfg:?}");
+        let again = dec.prefill(&second).unwrap();
+        assert_eq!(again, fresh.as_slice(), "{cfg:?}");
+        // Past the decoded length there is nothing to rewind to.
+        let err = dec.rewind(dec.len() + 1).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::OutOfRange {
+                    what: "rewind length",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
+fn hooks_are_told_each_position_and_can_replace_queries_keys_and_values() {
+    use tinylens::{Hooks, Proj};
+    struct Positions(Vec<usize>);
+    impl Hooks for Positions {
+        fn position(&mut self, pos: usize) {
+            self.0.push(pos);
+        }
+    }
+    // Zeroed values make every head's z, and so its result, zero: the same logits as
+    // zeroing the results themselves.
+    struct ZeroValues;
+    impl Hooks for ZeroValues {
+        fn patch_qkv(&mut self, _l: usize, _h: usize, which: Proj, x: &mut [f32]) {
+            if which == Proj::V {
+                x.fill(0.0);
+            }
+        }
+    }
+    struct ZeroResults;
+    impl Hooks for ZeroResults {
+        fn patch_result(&mut self, _l: usize, _h: usize, r: &mut [f32]) {
+            r.fill(0.0);
+        }
+    }
+    // Queries and keys change the pattern and nothing else: equal keys make it uniform.
+    struct SameKeys;
+    impl Hooks for SameKeys {
+        fn patch_qkv(&mut self, _l: usize, _h: usize, which: Proj, x: &mut [f32]) {
+            if which == Proj::K {
+                x.fill(0.5);
+            }
+        }
+    }
+    let tokens = [3u32, 1, 4, 1];
+    for cfg in all_configs() {
+        let blob = blob_for(&cfg);
+        let model = Model::from_blob(blob.as_bytes()).unwrap();
+        let mut arena = vec![0.0; cfg.state_len()];
+        let mut dec = Decoder::new(&model, &mut arena).unwrap();
+        dec.prefill(&tokens[..1]).unwrap();
+        let mut seen = Positions(vec![]);
+        dec.prefill_with(&tokens[1..], &mut seen).unwrap();
+        assert_eq!(seen.0, vec![1, 2, 3], "{cfg:?}");
+        dec.reset();
+        let no_values = dec.prefill_with(&tokens, &mut ZeroValues).unwrap().to_vec();
+        dec.reset();
+        let no_results = dec
+            .prefill_with(&tokens, &mut ZeroResults)
+            .unwrap()
+            .to_vec();
+        for (a, b) in no_values.iter().zip(&no_results) {
+            assert!((a - b).abs() < 1e-5, "{cfg:?}: {a} vs {b}");
+        }
+        dec.reset();
+        dec.prefill_with(&tokens, &mut SameKeys).unwrap();
+        for l in 0..cfg.n_layers {
+            for h in 0..cfg.n_heads {
+                for &w in dec.pattern(l, h).unwrap() {
+                    assert!((w - 0.25).abs() < 1e-6, "{cfg:?} head {l}.{h}: {w}");
+                }
+            }
+        }
+    }
+}

@@ -186,6 +186,10 @@ struct Patcher<'r> {
 }
 
 impl Hooks for Patcher<'_> {
+    fn position(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+
     fn resid_pre(&mut self, layer: usize, resid: &mut [f32]) {
         let p = self.pos;
         if let Some(r) = self.record.as_deref_mut() {
@@ -217,60 +221,80 @@ impl Hooks for Patcher<'_> {
             _ => false,
         };
         if let (true, Some(c)) = (here, self.clean) {
-            let m = c.d_model;
-            let at = ((p * c.n_layers + layer) * c.n_heads + head) * m;
-            result.copy_from_slice(&c.result[at..][..m]);
+            result.copy_from_slice(c.result_of(p, layer, head));
         }
     }
 }
 
+/// What every head of one receiver layer reads when one sender's output alone is clean: the
+/// first run of a path patch, shared by every receiver head of that layer and every input.
+struct ReceiverInputs {
+    layer: usize,
+    n_heads: usize,
+    d_head: usize,
+    /// `[seq, n_heads, 3, d_head]`, the inputs in [`PATH_INPUTS`] order.
+    data: Vec<f32>,
+}
+
+impl ReceiverInputs {
+    fn at(&self, pos: usize, head: usize, input: Proj) -> std::ops::Range<usize> {
+        let which = PATH_INPUTS.iter().position(|&p| p == input).unwrap_or(0);
+        let at = ((pos * self.n_heads + head) * 3 + which) * self.d_head;
+        at..at + self.d_head
+    }
+}
+
 /// The first run of a path patch: the corrupted prompt with the sender's result taken from
-/// the clean run and every head between the sender's layer and the receiver's frozen at its
-/// corrupted result, so that the receiver's input differs from the corrupted run's by the
-/// sender's direct path alone. It records the receiver's `input` at every position.
+/// the clean run and every head between the sender's layer and the receivers' frozen at its
+/// corrupted result, so that the receivers' inputs differ from the corrupted run's by the
+/// sender's direct path alone. It records those inputs.
 struct PathSender<'r> {
     pos: usize,
     sender: (usize, usize),
-    receiver: (usize, usize),
-    input: Proj,
     clean: &'r Recorded,
     corrupted: &'r Recorded,
-    /// `[seq, d_head]`
-    receiver_input: &'r mut Vec<f32>,
+    inputs: &'r mut ReceiverInputs,
 }
 
 impl Hooks for PathSender<'_> {
+    fn position(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+
     fn patch_result(&mut self, layer: usize, head: usize, result: &mut [f32]) {
         let p = self.pos;
         if (layer, head) == self.sender {
             result.copy_from_slice(self.clean.result_of(p, layer, head));
-        } else if layer > self.sender.0 && layer < self.receiver.0 {
+        } else if layer > self.sender.0 && layer < self.inputs.layer {
             result.copy_from_slice(self.corrupted.result_of(p, layer, head));
         }
     }
 
     fn patch_qkv(&mut self, layer: usize, head: usize, which: Proj, x: &mut [f32]) {
-        if (layer, head) == self.receiver && which == self.input {
-            self.receiver_input.extend_from_slice(x);
+        if layer == self.inputs.layer {
+            let at = self.inputs.at(self.pos, head, which);
+            self.inputs.data[at].copy_from_slice(x);
         }
     }
 }
 
-/// The second run of a path patch: the corrupted prompt with the receiver's input replaced
+/// The second run of a path patch: the corrupted prompt with one receiver's input replaced
 /// by the one the first run recorded; everything downstream of the receiver runs freely.
 struct PathReceiver<'r> {
     pos: usize,
-    receiver: (usize, usize),
+    head: usize,
     input: Proj,
-    /// `[seq, d_head]`
-    receiver_input: &'r [f32],
+    inputs: &'r ReceiverInputs,
 }
 
 impl Hooks for PathReceiver<'_> {
+    fn position(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+
     fn patch_qkv(&mut self, layer: usize, head: usize, which: Proj, x: &mut [f32]) {
-        if (layer, head) == self.receiver && which == self.input {
-            let d = x.len();
-            x.copy_from_slice(&self.receiver_input[self.pos * d..][..d]);
+        if (layer, head, which) == (self.inputs.layer, self.head, self.input) {
+            x.copy_from_slice(&self.inputs.data[self.inputs.at(self.pos, head, which)]);
         }
     }
 }
@@ -300,66 +324,19 @@ impl Metric {
     }
 }
 
-/// A hook that is told which position the decoder is at before each step.
-trait AtPosition: Hooks {
-    fn at(&mut self, pos: usize);
-}
-
-impl AtPosition for Patcher<'_> {
-    fn at(&mut self, pos: usize) {
-        self.pos = pos;
-    }
-}
-
-impl AtPosition for PathSender<'_> {
-    fn at(&mut self, pos: usize) {
-        self.pos = pos;
-    }
-}
-
-impl AtPosition for PathReceiver<'_> {
-    fn at(&mut self, pos: usize) {
-        self.pos = pos;
-    }
-}
-
-/// One run of `tokens` through `hooks`: the metric of its last logits.
-fn run_hooked(
+/// Runs `tokens` from position `start` through `hooks` (the cache already holds the first
+/// `start` of them) and returns the metric of the last logits.
+fn run_from(
     decoder: &mut Decoder<'_, '_>,
     tokens: &[u32],
+    start: usize,
     metric: &Metric,
-    hooks: &mut impl AtPosition,
+    hooks: &mut impl Hooks,
 ) -> Result<f64> {
-    decoder.reset();
-    let mut value = 0.0;
-    for (p, &t) in tokens.iter().enumerate() {
-        hooks.at(p);
-        let logits = decoder.step_with(t, hooks)?;
-        if p + 1 == tokens.len() {
-            crate::trace::check_finite(logits, p)?;
-            value = metric.of(logits);
-        }
-    }
-    Ok(value)
-}
-
-/// One run of `tokens` with `patch` from `clean` (or recording into `record`): the metric of
-/// its last logits.
-fn run_patched(
-    decoder: &mut Decoder<'_, '_>,
-    tokens: &[u32],
-    metric: &Metric,
-    patch: Patch,
-    clean: Option<&Recorded>,
-    record: Option<&mut Recorded>,
-) -> Result<f64> {
-    let mut hooks = Patcher {
-        pos: 0,
-        patch,
-        clean,
-        record,
-    };
-    run_hooked(decoder, tokens, metric, &mut hooks)
+    decoder.rewind(start)?;
+    let logits = decoder.prefill_with(&tokens[start..], hooks)?;
+    crate::trace::check_finite(logits, tokens.len() - 1)?;
+    Ok(metric.of(logits))
 }
 
 /// Every patching result of one clean / corrupted pair, TransformerLens' shapes.
@@ -393,8 +370,9 @@ pub fn input_name(input: Proj) -> &'static str {
     }
 }
 
-/// One clean / corrupted pair with the clean run recorded: patched runs of the corrupted
-/// prompt, normalized.
+/// One clean / corrupted pair with both runs recorded: patched runs of the corrupted prompt,
+/// normalized. A patch that starts at position `p` leaves the positions before it as the
+/// corrupted run had them, so its run starts at `p` when the cache still holds them.
 struct Experiment<'r, 'm, 's> {
     decoder: Decoder<'m, 's>,
     corrupted: &'r [u32],
@@ -402,12 +380,14 @@ struct Experiment<'r, 'm, 's> {
     recorded: Recorded,
     /// The corrupted run's activations, for the heads a path patch freezes.
     recorded_corrupted: Recorded,
+    /// How many leading positions of the decoder's cache are the corrupted run's.
+    corrupted_prefix: usize,
     clean: f64,
     corrupted_metric: f64,
 }
 
 impl<'r, 'm, 's> Experiment<'r, 'm, 's> {
-    /// Checks the pair, records the clean run and measures both runs' metrics.
+    /// Checks the pair, records both runs and measures their metrics.
     fn new(
         model: &'m Model<'m>,
         arena: &'s mut [f32],
@@ -426,24 +406,19 @@ impl<'r, 'm, 's> Experiment<'r, 'm, 's> {
             );
         }
         let mut decoder = Decoder::new(model, arena)?;
-        let mut recorded = Recorded::new(model.config(), clean.len());
-        let c = run_patched(
-            &mut decoder,
-            clean,
-            metric,
-            Patch::None,
-            None,
-            Some(&mut recorded),
-        )?;
-        let mut recorded_corrupted = Recorded::new(model.config(), corrupted.len());
-        let k = run_patched(
-            &mut decoder,
-            corrupted,
-            metric,
-            Patch::None,
-            None,
-            Some(&mut recorded_corrupted),
-        )?;
+        let mut record = |tokens: &[u32]| -> Result<(f64, Recorded)> {
+            let mut recorded = Recorded::new(model.config(), tokens.len());
+            let mut hooks = Patcher {
+                pos: 0,
+                patch: Patch::None,
+                clean: None,
+                record: Some(&mut recorded),
+            };
+            let value = run_from(&mut decoder, tokens, 0, metric, &mut hooks)?;
+            Ok((value, recorded))
+        };
+        let (c, recorded) = record(clean)?;
+        let (k, recorded_corrupted) = record(corrupted)?;
         if (c - k).abs() < 1e-9 {
             bail!(
                 "the clean and corrupted runs give the same metric ({c:.6}): nothing to \
@@ -456,72 +431,116 @@ impl<'r, 'm, 's> Experiment<'r, 'm, 's> {
             metric,
             recorded,
             recorded_corrupted,
+            corrupted_prefix: corrupted.len(),
             clean: c,
             corrupted_metric: k,
         })
     }
 
-    /// `(patched - corrupted) / (clean - corrupted)` of one patch.
-    fn normalized(&mut self, patch: Patch) -> Result<f64> {
-        let v = match patch {
-            Patch::Path {
-                sender,
-                receiver,
-                input,
-            } => self.path_patched(sender, receiver, input)?,
-            _ => run_patched(
-                &mut self.decoder,
-                self.corrupted,
-                self.metric,
-                patch,
-                Some(&self.recorded),
-                None,
-            )?,
-        };
-        Ok((v - self.corrupted_metric) / (self.clean - self.corrupted_metric))
+    /// `(patched - corrupted) / (clean - corrupted)` of a metric.
+    fn normalize(&self, v: f64) -> f64 {
+        (v - self.corrupted_metric) / (self.clean - self.corrupted_metric)
     }
 
-    /// The metric of the corrupted run in which only the receiver's `input` sees the
-    /// sender's clean output: two runs, the first to find that input, the second to use it.
-    fn path_patched(
-        &mut self,
-        sender: (usize, usize),
-        receiver: (usize, usize),
-        input: Proj,
-    ) -> Result<f64> {
+    /// The normalized metric of one patch.
+    fn normalized(&mut self, patch: Patch) -> Result<f64> {
+        if let Patch::Path {
+            sender,
+            receiver,
+            input,
+        } = patch
+        {
+            let inputs = self.path_inputs(sender, receiver.0)?;
+            return self.path_patched(&inputs, receiver.1, input);
+        }
+        // The first position the patch changes.
+        let first = match patch {
+            Patch::HeadAt { pos, .. } | Patch::ResidPre { pos, .. } => pos,
+            _ => 0,
+        };
+        let start = first.min(self.corrupted_prefix);
+        let mut hooks = Patcher {
+            pos: 0,
+            patch,
+            clean: Some(&self.recorded),
+            record: None,
+        };
+        let v = run_from(
+            &mut self.decoder,
+            self.corrupted,
+            start,
+            self.metric,
+            &mut hooks,
+        )?;
+        self.corrupted_prefix = first;
+        Ok(self.normalize(v))
+    }
+
+    /// The first run of a path patch from `sender` to the heads of `layer`.
+    fn path_inputs(&mut self, sender: (usize, usize), layer: usize) -> Result<ReceiverInputs> {
         let (layers, heads) = (self.recorded.n_layers, self.recorded.n_heads);
-        for (name, (l, h)) in [("sender", sender), ("receiver", receiver)] {
+        for (name, (l, h)) in [("sender", sender), ("receiver", (layer, 0))] {
             if l >= layers || h >= heads {
                 bail!("path patching: the {name} head {l}.{h} is not in a model of {layers} layers of {heads} heads");
             }
         }
-        if sender.0 >= receiver.0 {
+        if sender.0 >= layer {
             bail!(
-                "path patching: the sender {}.{} must sit in a layer before the receiver {}.{}",
+                "path patching: the sender {}.{} must sit in a layer before the receiver's ({layer})",
                 sender.0,
                 sender.1,
-                receiver.0,
-                receiver.1
             );
         }
-        let mut receiver_input = Vec::new();
+        let d_head = self.decoder.config().d_head;
+        let mut inputs = ReceiverInputs {
+            layer,
+            n_heads: heads,
+            d_head,
+            data: vec![0.0; self.corrupted.len() * heads * 3 * d_head],
+        };
         let mut first = PathSender {
             pos: 0,
             sender,
-            receiver,
-            input,
             clean: &self.recorded,
             corrupted: &self.recorded_corrupted,
-            receiver_input: &mut receiver_input,
+            inputs: &mut inputs,
         };
-        run_hooked(&mut self.decoder, self.corrupted, self.metric, &mut first)?;
+        run_from(
+            &mut self.decoder,
+            self.corrupted,
+            0,
+            self.metric,
+            &mut first,
+        )?;
+        self.corrupted_prefix = 0;
+        Ok(inputs)
+    }
+
+    /// The normalized metric of the corrupted run in which only `head`'s `input` (of the
+    /// layer `inputs` was recorded for) sees the sender's clean output.
+    fn path_patched(&mut self, inputs: &ReceiverInputs, head: usize, input: Proj) -> Result<f64> {
+        if head >= inputs.n_heads {
+            bail!(
+                "path patching: the receiver head {}.{head} is not in a model of {} heads",
+                inputs.layer,
+                inputs.n_heads
+            );
+        }
         let mut second = PathReceiver {
             pos: 0,
-            receiver,
+            head,
             input,
-            receiver_input: &receiver_input,
+            inputs,
         };
-        run_hooked(&mut self.decoder, self.corrupted, self.metric, &mut second)
+        let v = run_from(
+            &mut self.decoder,
+            self.corrupted,
+            0,
+            self.metric,
+            &mut second,
+        )?;
+        self.corrupted_prefix = 0;
+        Ok(self.normalize(v))
     }
 }
 
@@ -536,36 +555,36 @@ pub fn patching<'m>(
     let (l, h, s) = (cfg.n_layers, cfg.n_heads, clean.len());
     let mut arena = vec![0.0f32; cfg.state_len()];
     let mut e = Experiment::new(model, &mut arena, clean, corrupted, metric)?;
-    let mut normalized = |patch: Patch| e.normalized(patch).map(|v| v as f32);
-    let mut head_all_pos = Vec::with_capacity(l * h);
-    let mut head_by_pos = Vec::with_capacity(l * s * h);
-    let mut resid_pre = Vec::with_capacity(l * s);
-    for layer in 0..l {
-        for head in 0..h {
-            head_all_pos.push(normalized(Patch::Head { layer, head })?);
-        }
-        for pos in 0..s {
+    let mut head_by_pos = vec![0.0; l * s * h];
+    let mut resid_pre = vec![0.0; l * s];
+    // From the last position down: each patch at position p finds the corrupted run's cache
+    // of the positions before p still in place, and runs only from p.
+    for pos in (0..s).rev() {
+        for layer in 0..l {
             for head in 0..h {
-                head_by_pos.push(normalized(Patch::HeadAt { layer, head, pos })?);
+                let v = e.normalized(Patch::HeadAt { layer, head, pos })?;
+                head_by_pos[(layer * s + pos) * h + head] = v as f32;
             }
-        }
-        for pos in 0..s {
-            resid_pre.push(normalized(Patch::ResidPre { layer, pos })?);
+            resid_pre[layer * s + pos] = e.normalized(Patch::ResidPre { layer, pos })? as f32;
         }
     }
-    let mut path = Vec::with_capacity(3 * l * h * l * h);
-    for input in PATH_INPUTS {
-        for sender in (0..l).flat_map(|sl| (0..h).map(move |sh| (sl, sh))) {
-            for receiver in (0..l).flat_map(|rl| (0..h).map(move |rh| (rl, rh))) {
-                path.push(if sender.0 < receiver.0 {
-                    normalized(Patch::Path {
-                        sender,
-                        receiver,
-                        input,
-                    })?
-                } else {
-                    f32::NAN
-                });
+    let mut head_all_pos = Vec::with_capacity(l * h);
+    for layer in 0..l {
+        for head in 0..h {
+            head_all_pos.push(e.normalized(Patch::Head { layer, head })? as f32);
+        }
+    }
+    let heads = l * h;
+    let mut path = vec![f32::NAN; 3 * heads * heads];
+    for sender in 0..heads {
+        for layer in sender / h + 1..l {
+            let inputs = e.path_inputs((sender / h, sender % h), layer)?;
+            for (i, input) in PATH_INPUTS.into_iter().enumerate() {
+                for head in 0..h {
+                    let receiver = layer * h + head;
+                    let v = e.path_patched(&inputs, head, input)?;
+                    path[(i * heads + sender) * heads + receiver] = v as f32;
+                }
             }
         }
     }

@@ -19,6 +19,10 @@ pub struct Args {
     /// Write every hook and the attribution of every position to this safetensors file.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// With --out: write the hooks only (what TransformerLens' `run_with_cache` caches), not
+    /// the attribution of every position, which costs ten times the run.
+    #[arg(long, requires = "out")]
+    pub no_attribution: bool,
 }
 
 /// `tinylens run`.
@@ -27,18 +31,24 @@ pub fn run(args: Args) -> Result<()> {
     let loaded = args.model.load()?;
     let model = loaded.model()?;
     let tokens = tokens_of(&model, &args.model.input())?;
-    let dla = match args.out {
-        Some(_) => Attribution::Every,
-        None => Attribution::Last(None),
+    let every = args.out.is_some() && !args.no_attribution;
+    let dla = match every {
+        true => Attribution::Every,
+        false => Attribution::Last(None),
     };
-    let longest = longest_trace(model.config(), args.out.is_some());
+    let longest = longest_trace(model.config(), every);
     if args.out.is_some() && tokens.len() > longest {
         bail!(
-            "run --out records every hook and the attribution of every position: for this \
-             model {} MiB hold at most {longest} tokens, not {}; give fewer tokens, or leave \
-             out --out",
+            "run --out records every hook{}: for this model {} MiB hold at most {longest} \
+             tokens, not {}; give fewer tokens{}, or leave out --out",
+            if every {
+                " and the attribution of every position"
+            } else {
+                ""
+            },
             MAX_TRACE_BYTES >> 20,
-            tokens.len()
+            tokens.len(),
+            if every { ", add --no-attribution" } else { "" },
         );
     }
     let t = print_prediction(&model, vocab_of(&model).as_deref(), &tokens, args.top, dla)?;
@@ -46,7 +56,12 @@ pub fn run(args: Args) -> Result<()> {
         let left_out = write_safetensors(&t, model.config(), path)?;
         if left_out.is_empty() {
             println!(
-                "\nwrote every hook and the attribution of every position to {}",
+                "\nwrote every hook{} to {}",
+                if every {
+                    " and the attribution of every position"
+                } else {
+                    ""
+                },
                 path.display()
             );
         } else {
