@@ -6,8 +6,10 @@
 //! - `trace_64_hooks`: every hook over the same 64 tokens, no attribution (what
 //!   TransformerLens' `run_with_cache` records).
 //! - `prefill_64`: `Decoder::prefill` of the same 64 tokens, logits of the last only.
-//! - `patch_sweep`: the whole patching sweep of the demo story (30 tokens): every head at every
-//!   position, every head at each position and `resid_pre` at each position, 308 patched runs.
+//! - `patch_sweep`: everything `tinylens patch` computes for the demo story (30 tokens):
+//!   every head at every position (8 runs), every head and `resid_pre` at each position (300
+//!   runs, each starting at its position), and path patching from every layer-0 head to each
+//!   layer-1 head's q, k and v input (4 sender runs, 48 receiver runs).
 
 use std::path::Path;
 

@@ -66,9 +66,13 @@ pub fn run(args: Args) -> Result<()> {
             );
         } else {
             println!(
-                "\nwrote the logits, the attention patterns and the attribution of every \
-                 position to {}; left out, as the {} format keeps them as integers at scales \
-                 the blob does not record: {}",
+                "\nwrote the logits, the attention patterns{} to {}; left out, as the {} \
+                 format keeps them as integers at scales the blob does not record: {}",
+                if every {
+                    " and the attribution of every position"
+                } else {
+                    ""
+                },
                 path.display(),
                 model.format().name(),
                 left_out.join(", ")
