@@ -1,5 +1,5 @@
 //! `docs/walkthrough.md` stays true: every ```sh block's command is run with this build of
-//! `tinylens` (from the repository root) and its standard output must be the ```text block
+//! `tinylens` (in a scratch directory that links the repository's files) and its standard output must be the ```text block
 //! that follows it, up to trailing whitespace and the system temp directory (written `$TMP`).
 
 mod common;
@@ -61,12 +61,24 @@ fn normalise(text: &str) -> String {
         .to_string()
 }
 
+/// A directory where the page's relative paths reach the repository's files (each top-level
+/// entry linked) and what its commands write stays out of the repository.
+fn scratch() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(root()).unwrap() {
+        let entry = entry.unwrap();
+        std::os::unix::fs::symlink(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
 #[test]
 fn every_command_of_the_walkthrough_prints_what_the_page_shows() {
     let page = std::fs::read_to_string(root().join("docs/walkthrough.md")).unwrap();
     let examples = examples(&page);
     assert!(examples.len() >= 7, "the walkthrough lost its examples");
     let mut failures = Vec::new();
+    let scratch = scratch();
     for (cmd, expected) in &examples {
         let argv = words(cmd);
         assert_eq!(
@@ -75,7 +87,7 @@ fn every_command_of_the_walkthrough_prints_what_the_page_shows() {
         );
         let o = Command::new(env!("CARGO_BIN_EXE_tinylens"))
             .args(&argv[1..])
-            .current_dir(root())
+            .current_dir(scratch.path())
             .output()
             .expect("binary runs");
         assert!(
