@@ -679,3 +679,69 @@ fn run_out_with_no_attribution_writes_the_same_hooks_and_no_dla() {
         "--out",
     );
 }
+
+#[test]
+fn gptq_rounding_lowers_the_kl_of_int8_weights_and_report_names_every_matrix() {
+    use tinylens_cli::quantize::{default_calibration, quantize_with, Round};
+    let ckpt = fixture("l2_induction").join("model.safetensors");
+    let loaded = tinylens_cli::blobio::load_model(&ckpt, None).unwrap();
+    let params = loaded.params().unwrap();
+    let sequences = tinylens_cli::inputs::random_sequences(16, 32, params.config.d_vocab, 5);
+    let calibration = default_calibration(&params.config);
+    let kl = |round| {
+        let bytes = quantize_with(
+            &params,
+            tinylens::NumberFormat::I8,
+            Some(&calibration),
+            round,
+        )
+        .unwrap();
+        let blob = tinylens::writer::AlignedBytes::new(&bytes);
+        let model = tinylens::Model::from_blob(blob.as_bytes()).unwrap();
+        tinylens_cli::validate::validate(&params, &model, &sequences)
+            .unwrap()
+            .mean_kl
+    };
+    let (nearest, gptq) = (kl(Round::Nearest), kl(Round::Gptq));
+    assert!(gptq < 0.85 * nearest, "GPTQ {gptq} vs nearest {nearest}");
+
+    let out = tmp("gptq.tlb");
+    let ckpt = fixture("l2_nonorm").join("model.safetensors");
+    let text = ok(&[
+        "quantize",
+        ckpt.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--format",
+        "int",
+        "--rounding",
+        "gptq",
+        "--report",
+    ]);
+    assert!(text.contains("int, gptq rounding"), "{text}");
+    for name in ["embed.W_E", "pos_embed.W_pos", "unembed.W_U"]
+        .into_iter()
+        .map(String::from)
+        .chain(
+            (0..2)
+                .flat_map(|l| ["W_Q", "W_K", "W_V", "W_O"].map(|w| format!("blocks.{l}.attn.{w}"))),
+        )
+    {
+        assert!(
+            text.contains(&format!("  {name} ")),
+            "no row for {name}:\n{text}"
+        );
+    }
+    ok(&["validate", ckpt.to_str().unwrap(), out.to_str().unwrap()]);
+    fails_with(
+        &[
+            "quantize",
+            ckpt.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--rounding",
+            "up",
+        ],
+        "unknown --rounding \"up\": expected gptq or nearest",
+    );
+}

@@ -7,8 +7,10 @@ use tinylens::blob::NumberFormat;
 
 use crate::files::{refuse_overwrite, write};
 use crate::import::load_checkpoint;
+use crate::inputs::random_sequences;
 use crate::inputs::{check_count, generated_len, read_tokens_file};
-use crate::quantize::quantize_params;
+use crate::quantize::sensitivity::sensitivity;
+use crate::quantize::{default_calibration, quantize_with, rounding, Round};
 use crate::report::describe;
 
 /// Convert a TransformerLens safetensors checkpoint into a tinylens blob.
@@ -26,10 +28,19 @@ pub struct Args {
     /// A TransformerLens config.json, if not beside the checkpoint.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Token sequences (one per line) that calibrate the activation ranges of
-    /// `--format int` (default: a built-in mix of random and repeated-random sequences).
+    /// Token sequences (one per line) that calibrate the activation ranges of `--format int`
+    /// and the statistics of `--rounding gptq` (default: a built-in mix of random and
+    /// repeated-random sequences).
     #[arg(long)]
     pub calibrate: Option<PathBuf>,
+    /// How weights are rounded to int8: nearest, or gptq (the projections', W_O's and W_U's
+    /// rounding errors compensated over the calibration activations; see docs/accuracy.md).
+    #[arg(long, default_value = "nearest")]
+    pub rounding: String,
+    /// Also measure each quantized matrix alone (the rest exact) against the f64 reference
+    /// on 8 random sequences, and print them, the largest logit error first.
+    #[arg(long)]
+    pub report: bool,
 }
 
 /// `tinylens quantize`: `--calibrate` (token sequences, one per line) sets the activation
@@ -43,10 +54,14 @@ pub fn run(args: Args) -> Result<()> {
             names.join(", ")
         );
     };
-    if args.calibrate.is_some() && number_format != NumberFormat::Int {
+    let Some(round) = Round::from_name(&args.rounding) else {
         bail!(
-            "--calibrate sets activation ranges of the int format only (this is --format {format})"
+            "unknown --rounding {:?}: expected gptq or nearest",
+            args.rounding
         );
+    };
+    if args.calibrate.is_some() && number_format == NumberFormat::F32 {
+        bail!("--calibrate is for the quantized formats (this is --format f32)");
     }
     let mut inputs = vec![args.input.as_path()];
     inputs.extend(args.config.as_deref());
@@ -68,15 +83,54 @@ pub fn run(args: Args) -> Result<()> {
             println!("calibration {note}");
         }
     }
-    let bytes = quantize_params(&params, number_format, calibration.as_deref())
+    let bytes = quantize_with(&params, number_format, calibration.as_deref(), round)
         .with_context(|| format!("cannot quantize {} to {format}", args.input.display()))?;
     write(&args.output, &bytes)?;
+    let rounded = match number_format {
+        NumberFormat::F32 => String::new(),
+        _ => format!(", {} rounding", round.name()),
+    };
     println!(
-        "wrote {} ({} bytes, {}): {}",
+        "wrote {} ({} bytes, {format}{rounded}): {}",
         args.output.display(),
         bytes.len(),
-        format,
         describe(&params.config)
     );
+    if args.report && number_format != NumberFormat::F32 {
+        print_report(&params, number_format, calibration.as_deref(), round)?;
+    }
+    Ok(())
+}
+
+/// `quantize --report`: every quantized matrix alone against the reference.
+fn print_report(
+    params: &crate::params::Params,
+    format: NumberFormat,
+    calibration: Option<&[Vec<u32>]>,
+    round: Round,
+) -> Result<()> {
+    let cfg = &params.config;
+    let default = default_calibration(cfg);
+    let rounding = rounding(params, calibration.unwrap_or(&default), round)?;
+    let (len, _) = generated_len(cfg.n_ctx);
+    let sequences = random_sequences(8, len, cfg.d_vocab, 0);
+    let rows = sensitivity(params, format, &rounding, &sequences)?;
+    println!(
+        "\neach matrix quantized alone (the rest exact), kernel vs f64 reference on 8 random \
+         sequences of {len} tokens:"
+    );
+    println!(
+        "  {:<24} {:>12} {:>14}",
+        "matrix", "mean KL", "max |d logit|"
+    );
+    for r in rows {
+        println!(
+            "  {:<24} {:>12.3e} {:>13.2}%",
+            r.name,
+            r.mean_kl,
+            100.0 * r.dlogit
+        );
+    }
+    println!("  (|d logit| as a share of the logit range)");
     Ok(())
 }

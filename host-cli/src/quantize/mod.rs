@@ -19,6 +19,9 @@ use crate::blobio::{blob_from_params, tensor};
 use crate::params::Params;
 use crate::trace::{trace_for, Attribution};
 
+pub mod gptq;
+pub mod sensitivity;
+
 /// Calibrated ranges are widened by this factor before they become int16 scales, so that
 /// inputs outside the calibration set do not saturate (int16 has bits to spare).
 pub const HEADROOM: f64 = 2.0;
@@ -86,14 +89,69 @@ pub fn quantize_matrix(w: &[f32], n_groups: usize, group: impl Fn(usize) -> usiz
     QMatrix { q, scales }
 }
 
+/// How weights are rounded to int8 (the scales are the same either way).
+#[derive(Clone, Debug)]
+pub enum Rounding {
+    /// `q = round(w / s)`, each weight on its own.
+    Nearest,
+    /// GPTQ ([`gptq`]): the projections, `W_O` and `W_U` minimize the error of their
+    /// products over calibration activations; the embeddings are rounded to nearest.
+    Gptq(Box<Hessians>),
+}
+
+/// The scale of element `k` of the matrix `kind` quantized for `format` as `m`.
+fn scale_of<'m>(
+    kind: TensorKind,
+    cfg: &'m Config,
+    format: NumberFormat,
+    m: &'m QMatrix,
+) -> impl Fn(usize) -> f64 + 'm {
+    move |k| match format {
+        NumberFormat::I8Block32 => m.scales[k / 32],
+        _ => m.scales[column_of(kind, cfg, k)],
+    }
+}
+
 /// The matrix `kind` of layer `layer` of `params`, quantized for `format`.
-fn quantize_kind(params: &Params, kind: TensorKind, layer: usize, format: NumberFormat) -> QMatrix {
+fn quantize_kind(
+    params: &Params,
+    kind: TensorKind,
+    layer: usize,
+    format: NumberFormat,
+    rounding: &Rounding,
+) -> QMatrix {
     let cfg = &params.config;
     let w = tensor(params, id(kind, layer));
-    match format {
-        NumberFormat::I8Block32 => quantize_matrix(w, w.len().div_ceil(32), |i| i / 32),
-        _ => quantize_matrix(w, n_columns(kind, cfg), |i| column_of(kind, cfg, i)),
+    let group = |i: usize| match format {
+        NumberFormat::I8Block32 => i / 32,
+        _ => column_of(kind, cfg, i),
+    };
+    let n_groups = match format {
+        NumberFormat::I8Block32 => w.len().div_ceil(32),
+        _ => n_columns(kind, cfg),
+    };
+    let mut m = quantize_matrix(w, n_groups, group);
+    let Rounding::Gptq(hs) = rounding else {
+        return m;
+    };
+    let (d_model, d_head) = (cfg.d_model, cfg.d_head);
+    // The statistics of what the matrix multiplies, and how many row blocks share them.
+    let (gram, d_in, d_out): (Vec<&gptq::Gram>, usize, usize) = match kind {
+        TensorKind::WQ | TensorKind::WK => (vec![&hs.qk[layer]; cfg.n_heads], d_model, d_head),
+        TensorKind::WV => (vec![&hs.v[layer]; cfg.n_heads], d_model, d_head),
+        TensorKind::WO => (hs.o[layer].iter().collect(), d_head, d_model),
+        TensorKind::WU => (vec![&hs.u], d_model, cfg.d_vocab),
+        _ => return m,
+    };
+    let scales = &m.scales;
+    let mut q = Vec::with_capacity(w.len());
+    for (b, h) in gram.into_iter().enumerate() {
+        let at = b * d_in * d_out;
+        let block = &w[at..at + d_in * d_out];
+        q.extend(gptq::round(block, d_out, h, |k| scales[group(at + k)]));
     }
+    m.q = q;
+    m
 }
 
 const MATRICES: [TensorKind; 7] = [
@@ -106,34 +164,81 @@ const MATRICES: [TensorKind; 7] = [
     TensorKind::WU,
 ];
 
-/// Writes `params` as a blob of `format`. `calibration` (token sequences) is used by `int`
-/// only; `None` takes [`default_calibration`].
+/// How `quantize` rounds weights: the choice a user makes, before any statistics exist.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Round {
+    /// Round to nearest.
+    #[default]
+    Nearest,
+    /// GPTQ on the calibration sequences.
+    Gptq,
+}
+
+impl Round {
+    /// The name `quantize --rounding` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Round::Nearest => "nearest",
+            Round::Gptq => "gptq",
+        }
+    }
+
+    /// The rounding named `name`.
+    pub fn from_name(name: &str) -> Option<Round> {
+        [Round::Nearest, Round::Gptq]
+            .into_iter()
+            .find(|r| r.name() == name)
+    }
+}
+
+/// The rounding `round` names, with its statistics from `sequences`.
+pub fn rounding(params: &Params, sequences: &[Vec<u32>], round: Round) -> Result<Rounding> {
+    Ok(match round {
+        Round::Nearest => Rounding::Nearest,
+        Round::Gptq => Rounding::Gptq(Box::new(hessians(params, sequences)?)),
+    })
+}
+
+/// Writes `params` as a blob of `format` with the default rounding ([`quantize_with`]).
 pub fn quantize_params(
     params: &Params,
     format: NumberFormat,
     calibration: Option<&[Vec<u32>]>,
 ) -> Result<Vec<u8>> {
+    quantize_with(params, format, calibration, Round::default())
+}
+
+/// Writes `params` as a blob of `format`, rounding weights as `round` says. `calibration`
+/// (token sequences) sets the activation ranges of `int` and the statistics of GPTQ; `None`
+/// takes [`default_calibration`].
+pub fn quantize_with(
+    params: &Params,
+    format: NumberFormat,
+    calibration: Option<&[Vec<u32>]>,
+    round: Round,
+) -> Result<Vec<u8>> {
+    let default;
+    let sequences = match calibration {
+        Some(s) => s,
+        None => {
+            default = default_calibration(&params.config);
+            &default
+        }
+    };
+    let rounding = || rounding(params, sequences, round);
     match format {
         NumberFormat::F32 => blob_from_params(params),
-        NumberFormat::I8 | NumberFormat::I8Block32 => write_i8(params, format),
+        NumberFormat::I8 | NumberFormat::I8Block32 => write_i8(params, format, &rounding()?),
         NumberFormat::Int => {
-            let default;
-            let sequences = match calibration {
-                Some(s) => s,
-                None => {
-                    default = default_calibration(&params.config);
-                    &default
-                }
-            };
             let ranges = calibrate(params, sequences)?;
-            write_int(params, &ranges)
+            write_int(params, &ranges, &rounding()?)
         }
         other => bail!("cannot write format {}", other.name()),
     }
 }
 
 /// The `i8` / `i8-block32` blob: int8 matrices, `f32` scales, biases and LayerNorm.
-fn write_i8(params: &Params, format: NumberFormat) -> Result<Vec<u8>> {
+fn write_i8(params: &Params, format: NumberFormat, rounding: &Rounding) -> Result<Vec<u8>> {
     let cfg = params.config;
     let mut q: Vec<(TensorId, Vec<i8>)> = Vec::new();
     let mut global = Vec::new();
@@ -142,7 +247,7 @@ fn write_i8(params: &Params, format: NumberFormat) -> Result<Vec<u8>> {
         if !MATRICES.contains(&tid.kind) {
             continue;
         }
-        let m = quantize_kind(params, tid.kind, tid.layer as usize, format);
+        let m = quantize_kind(params, tid.kind, tid.layer as usize, format, rounding);
         let scales = m.scales.iter().map(|&s| s as f32);
         if tid.kind.per_layer() {
             layer_records[tid.layer as usize].extend(scales);
@@ -235,9 +340,28 @@ fn head_proj(x: &[f64], w: &[f32], b: &[f32], h: usize, d_out: usize) -> Vec<f64
         .collect()
 }
 
-/// Runs the `f32` kernel over `sequences` and records the range of every quantity the `int`
-/// format quantizes. Tokens must be below `d_vocab` and sequences at most `n_ctx` long.
-pub fn calibrate(params: &Params, sequences: &[Vec<u32>]) -> Result<Ranges> {
+/// What the quantized matrices see at one position of a calibration sequence, in the order
+/// the decoder computes it (see [`visit`]).
+enum Seen<'a> {
+    /// A value of the residual stream: the embedding, each partial sum of head results, each
+    /// `resid_post`.
+    Resid(&'a [f64]),
+    /// Layer `layer`'s inputs: `normed` (`ln1(x)`, what `W_V` multiplies), `qk_in` (what
+    /// `W_Q` and `W_K` multiply: `normed`, plus `W_pos` in the shortformer scheme) and every
+    /// head's `z` `[n_heads, d_head]` (what `W_O` multiplies).
+    Layer {
+        layer: usize,
+        normed: &'a [f64],
+        qk_in: &'a [f64],
+        z: &'a [f32],
+    },
+    /// What `W_U` multiplies: `ln_final(x)`, or `x` itself without LayerNorm (`normed` false).
+    Final { x: &'a [f64], normed: bool },
+}
+
+/// Runs the `f32` kernel over `sequences` and shows `see` every activation a quantized matrix
+/// multiplies. Tokens must be below `d_vocab` and sequences at most `n_ctx` long.
+fn visit(params: &Params, sequences: &[Vec<u32>], mut see: impl FnMut(Seen<'_>)) -> Result<()> {
     let cfg = params.config;
     let (l_n, h_n, m, d) = (cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_head);
     if sequences.is_empty() {
@@ -246,14 +370,6 @@ pub fn calibrate(params: &Params, sequences: &[Vec<u32>]) -> Result<Ranges> {
     crate::inputs::check_sequences(&cfg, sequences, "calibration sequence")?;
     let blob = tinylens::writer::AlignedBytes::new(&blob_from_params(params)?);
     let model = Model::from_blob(blob.as_bytes()).map_err(|e| anyhow!(e))?;
-    let mut r = Ranges {
-        ln1: vec![0.0; l_n],
-        q: vec![vec![0.0; h_n * d]; l_n],
-        k: vec![vec![0.0; h_n * d]; l_n],
-        v: vec![vec![0.0; h_n * d]; l_n],
-        z: vec![0.0; l_n],
-        ..Ranges::default()
-    };
     for tokens in sequences {
         let t = trace_for(&model, tokens, Attribution::Off)?;
         for (p, &tok) in tokens.iter().enumerate() {
@@ -267,7 +383,7 @@ pub fn calibrate(params: &Params, sequences: &[Vec<u32>]) -> Result<Ranges> {
                     .enumerate()
                     .for_each(|(i, x)| *x += w_pos[p * m + i] as f64);
             }
-            r.resid = r.resid.max(max_abs(resid.iter().copied()));
+            see(Seen::Resid(&resid));
             for l in 0..l_n {
                 let lp = &params.layers[l];
                 let normed = match (&lp.ln1, cfg.norm) {
@@ -281,40 +397,124 @@ pub fn calibrate(params: &Params, sequences: &[Vec<u32>]) -> Result<Ranges> {
                         .enumerate()
                         .for_each(|(i, x)| *x += w_pos[p * m + i] as f64);
                 }
-                r.ln1[l] = r.ln1[l].max(max_abs(normed.iter().chain(&qk_in).copied()));
-                for h in 0..h_n {
-                    let q = head_proj(&qk_in, &lp.w_q, &lp.b_q, h, d);
-                    let k = head_proj(&qk_in, &lp.w_k, &lp.b_k, h, d);
-                    let v = head_proj(&normed, &lp.w_v, &lp.b_v, h, d);
-                    for j in 0..d {
-                        let c = h * d + j;
-                        r.q[l][c] = r.q[l][c].max(q[j].abs());
-                        r.k[l][c] = r.k[l][c].max(k[j].abs());
-                        r.v[l][c] = r.v[l][c].max(v[j].abs());
-                    }
-                }
-                let z = &t.z[l][p * h_n * d..(p + 1) * h_n * d];
-                r.z[l] = r.z[l].max(max_abs(z.iter().map(|&v| v as f64)));
+                see(Seen::Layer {
+                    layer: l,
+                    normed: &normed,
+                    qk_in: &qk_in,
+                    z: &t.z[l][p * h_n * d..(p + 1) * h_n * d],
+                });
                 // Partial sums as the decoder adds heads one at a time.
                 for h in 0..h_n {
                     let res = &t.result[l][(p * h_n + h) * m..][..m];
                     resid.iter_mut().zip(res).for_each(|(x, &y)| *x += y as f64);
-                    r.resid = r.resid.max(max_abs(resid.iter().copied()));
+                    see(Seen::Resid(&resid));
                 }
                 resid = t.resid_post[l][p * m..(p + 1) * m]
                     .iter()
                     .map(|&v| v as f64)
                     .collect();
-                r.resid = r.resid.max(max_abs(resid.iter().copied()));
+                see(Seen::Resid(&resid));
             }
-            if let (Some(ln), Norm::LayerNorm { eps }) = (&params.ln_final, cfg.norm) {
-                r.ln_final = r
-                    .ln_final
-                    .max(max_abs(layer_norm64(&resid, &ln.w, &ln.b, eps)));
+            match (&params.ln_final, cfg.norm) {
+                (Some(ln), Norm::LayerNorm { eps }) => see(Seen::Final {
+                    x: &layer_norm64(&resid, &ln.w, &ln.b, eps),
+                    normed: true,
+                }),
+                _ => see(Seen::Final {
+                    x: &resid,
+                    normed: false,
+                }),
             }
         }
     }
+    Ok(())
+}
+
+/// Runs the `f32` kernel over `sequences` and records the range of every quantity the `int`
+/// format quantizes. Tokens must be below `d_vocab` and sequences at most `n_ctx` long.
+pub fn calibrate(params: &Params, sequences: &[Vec<u32>]) -> Result<Ranges> {
+    let cfg = params.config;
+    let (l_n, h_n, d) = (cfg.n_layers, cfg.n_heads, cfg.d_head);
+    let mut r = Ranges {
+        ln1: vec![0.0; l_n],
+        q: vec![vec![0.0; h_n * d]; l_n],
+        k: vec![vec![0.0; h_n * d]; l_n],
+        v: vec![vec![0.0; h_n * d]; l_n],
+        z: vec![0.0; l_n],
+        ..Ranges::default()
+    };
+    visit(params, sequences, |seen| match seen {
+        Seen::Resid(x) => r.resid = r.resid.max(max_abs(x.iter().copied())),
+        Seen::Layer {
+            layer: l,
+            normed,
+            qk_in,
+            z,
+        } => {
+            let lp = &params.layers[l];
+            r.ln1[l] = r.ln1[l].max(max_abs(normed.iter().chain(qk_in).copied()));
+            for h in 0..h_n {
+                let q = head_proj(qk_in, &lp.w_q, &lp.b_q, h, d);
+                let k = head_proj(qk_in, &lp.w_k, &lp.b_k, h, d);
+                let v = head_proj(normed, &lp.w_v, &lp.b_v, h, d);
+                for j in 0..d {
+                    let c = h * d + j;
+                    r.q[l][c] = r.q[l][c].max(q[j].abs());
+                    r.k[l][c] = r.k[l][c].max(k[j].abs());
+                    r.v[l][c] = r.v[l][c].max(v[j].abs());
+                }
+            }
+            r.z[l] = r.z[l].max(max_abs(z.iter().map(|&v| v as f64)));
+        }
+        Seen::Final { x, normed: true } => {
+            r.ln_final = r.ln_final.max(max_abs(x.iter().copied()));
+        }
+        Seen::Final { normed: false, .. } => {}
+    })?;
     Ok(r)
+}
+
+/// The input statistics `X^T X` of every matrix [`gptq`] rounds, over calibration sequences.
+#[derive(Clone, Debug)]
+pub struct Hessians {
+    /// Per layer: what `W_Q` and `W_K` multiply.
+    pub qk: Vec<gptq::Gram>,
+    /// Per layer: what `W_V` multiplies.
+    pub v: Vec<gptq::Gram>,
+    /// Per layer and head: `z`, what that head's `W_O` multiplies.
+    pub o: Vec<Vec<gptq::Gram>>,
+    /// What `W_U` multiplies.
+    pub u: gptq::Gram,
+}
+
+/// Collects [`Hessians`] by running the `f32` kernel over `sequences`.
+pub fn hessians(params: &Params, sequences: &[Vec<u32>]) -> Result<Hessians> {
+    let cfg = params.config;
+    let (l_n, h_n, m, d) = (cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_head);
+    let mut hs = Hessians {
+        qk: vec![gptq::Gram::new(m); l_n],
+        v: vec![gptq::Gram::new(m); l_n],
+        o: vec![vec![gptq::Gram::new(d); h_n]; l_n],
+        u: gptq::Gram::new(m),
+    };
+    visit(params, sequences, |seen| match seen {
+        Seen::Resid(_) => {}
+        Seen::Layer {
+            layer,
+            normed,
+            qk_in,
+            z,
+        } => {
+            hs.qk[layer].add(qk_in);
+            hs.v[layer].add(normed);
+            for (h, zh) in z.chunks_exact(d).enumerate() {
+                let zh: Vec<f64> = zh.iter().map(|&v| v as f64).collect();
+                hs.o[layer][h].add(&zh);
+            }
+        }
+        Seen::Final { x, .. } => hs.u.add(x),
+    })?;
+    Ok(hs)
 }
 
 // ------------------------------------------------------------------------------------------
@@ -396,7 +596,7 @@ fn ln_words(
 }
 
 /// The `int` blob of `params` under calibrated `ranges`.
-pub fn write_int(params: &Params, ranges: &Ranges) -> Result<Vec<u8>> {
+pub fn write_int(params: &Params, ranges: &Ranges, rounding: &Rounding) -> Result<Vec<u8>> {
     let cfg = params.config;
     let fmt = NumberFormat::Int;
     let (l_n, h_n, m, d, v) = (
@@ -423,13 +623,13 @@ pub fn write_int(params: &Params, ranges: &Ranges) -> Result<Vec<u8>> {
     let mut global: Vec<i32> = Vec::new();
 
     // Embeddings: columns to the residual scale.
-    let w_e = quantize_kind(params, TensorKind::WE, 0, fmt);
+    let w_e = quantize_kind(params, TensorKind::WE, 0, fmt, rounding);
     for (i, s) in w_e.scales.iter().enumerate() {
         push_rq(&mut global, s / s_r, &|| format!("embed.W_E column {i}"))?;
     }
     i8s.push((id(TensorKind::WE, 0), w_e.q));
-    let w_pos =
-        (cfg.pos != PosEmbed::None).then(|| quantize_kind(params, TensorKind::WPos, 0, fmt));
+    let w_pos = (cfg.pos != PosEmbed::None)
+        .then(|| quantize_kind(params, TensorKind::WPos, 0, fmt, rounding));
     if let Some(wp) = &w_pos {
         if cfg.pos == PosEmbed::Standard {
             for (i, s) in wp.scales.iter().enumerate() {
@@ -479,7 +679,7 @@ pub fn write_int(params: &Params, ranges: &Ranges) -> Result<Vec<u8>> {
         .into_iter()
         .enumerate()
         {
-            let w = quantize_kind(params, kind, l, fmt);
+            let w = quantize_kind(params, kind, l, fmt, rounding);
             let name = id(kind, l).to_string();
             let bname = id(bkind, l).to_string();
             let mut b_acc = Vec::with_capacity(h_n * d);
@@ -512,7 +712,7 @@ pub fn write_int(params: &Params, ranges: &Ranges) -> Result<Vec<u8>> {
                 )
             })?;
         }
-        let w_o = quantize_kind(params, TensorKind::WO, l, fmt);
+        let w_o = quantize_kind(params, TensorKind::WO, l, fmt, rounding);
         let name = id(TensorKind::WO, l).to_string();
         for (i, &s_w) in w_o.scales.iter().enumerate() {
             push_rq(&mut rec, s_z * s_w / s_r, &|| format!("{name} column {i}"))?;
@@ -550,7 +750,7 @@ pub fn write_int(params: &Params, ranges: &Ranges) -> Result<Vec<u8>> {
         i32s.push((id(TensorKind::LnFinalW, 0), w));
         i32s.push((id(TensorKind::LnFinalB, 0), b));
     }
-    let w_u = quantize_kind(params, TensorKind::WU, 0, fmt);
+    let w_u = quantize_kind(params, TensorKind::WU, 0, fmt, rounding);
     let logit_unit = (1u64 << LOGIT_FRAC_BITS) as f64;
     let mut b_acc = Vec::with_capacity(v);
     for (j, &s_w) in w_u.scales.iter().enumerate() {
