@@ -330,7 +330,7 @@ fn quantized_formats_end_to_end() {
         ),
         (
             "i8",
-            "--calibrate sets activation ranges of the int format only",
+            "--calibrate sets activation ranges of the int format and the statistics of --rounding gptq; this is --format i8 rounded to nearest",
         ),
     ] {
         let (out, calib) = (out.to_str().unwrap(), calib.to_str().unwrap());
@@ -417,7 +417,7 @@ fn run_computes_the_attribution_it_prints_and_refuses_what_would_not_fit() {
             "--out",
             out.to_str().unwrap(),
         ],
-        "2048 MiB hold at most 2 tokens, not 24; give fewer tokens, or leave out --out",
+        "2048 MiB hold at most 2 tokens, not 24; give fewer tokens, add --no-attribution, or leave out --out",
     );
     assert!(!out.exists());
     // `inspect` says so before anything runs.

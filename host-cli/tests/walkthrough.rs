@@ -1,6 +1,7 @@
 //! `docs/walkthrough.md` stays true: every ```sh block's command is run with this build of
-//! `tinylens` (in a scratch directory that links the repository's files) and its standard output must be the ```text block
-//! that follows it, up to trailing whitespace and the system temp directory (written `$TMP`).
+//! `tinylens` (in a scratch directory that links the repository's files) and its standard
+//! output must be the ```text block that follows it, up to trailing whitespace and the system
+//! temp directory (written `$TMP`).
 
 mod common;
 

@@ -60,8 +60,11 @@ pub fn run(args: Args) -> Result<()> {
             args.rounding
         );
     };
-    if args.calibrate.is_some() && number_format == NumberFormat::F32 {
-        bail!("--calibrate is for the quantized formats (this is --format f32)");
+    if args.calibrate.is_some() && number_format != NumberFormat::Int && round == Round::Nearest {
+        bail!(
+            "--calibrate sets activation ranges of the int format and the statistics of \
+             --rounding gptq; this is --format {format} rounded to nearest"
+        );
     }
     let mut inputs = vec![args.input.as_path()];
     inputs.extend(args.config.as_deref());
