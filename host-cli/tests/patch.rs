@@ -309,3 +309,24 @@ fn plot_patching_draws_every_table_and_the_attention_page_with_them() {
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains(r#"id="data""#) && page.contains("path patching to the k input"));
 }
+
+#[test]
+fn the_progress_bar_counts_every_run_of_the_sweep() {
+    use tinylens_cli::commands::patch::{patching_runs, patching_with};
+    for name in ["l1_nonorm", "l3_ln_f16"] {
+        with_model(name, |model| {
+            let metric = Metric::LogitDiff {
+                answer: 3,
+                wrong: Some(11),
+            };
+            let bar = indicatif::ProgressBar::hidden();
+            bar.set_length(patching_runs(model.config(), CLEAN.len()));
+            patching_with(model, &CLEAN, &CORRUPT, &metric, &bar).unwrap();
+            assert_eq!(
+                bar.position(),
+                patching_runs(model.config(), CLEAN.len()),
+                "{name}"
+            );
+        });
+    }
+}

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use indicatif::ProgressBar;
 use tinylens::{Decoder, Hooks, Model, NumberFormat, Proj};
 
 use crate::analysis::{write_tensors, Named};
@@ -551,10 +552,31 @@ pub fn patching<'m>(
     corrupted: &[u32],
     metric: &Metric,
 ) -> Result<Patching> {
+    patching_with(model, clean, corrupted, metric, &ProgressBar::hidden())
+}
+
+/// How many runs [`patching`] makes after the two recorded ones.
+pub fn patching_runs(cfg: &tinylens::Config, seq: usize) -> u64 {
+    let (l, h) = (cfg.n_layers as u64, cfg.n_heads as u64);
+    // Sender runs: every head with the later layers; receiver runs: q, k, v of each pair.
+    let sender_runs: u64 = (0..l).map(|sl| h * (l - 1 - sl)).sum();
+    let pairs: u64 = (0..l).map(|sl| h * h * (l - 1 - sl)).sum();
+    seq as u64 * l * (h + 1) + l * h + sender_runs + 3 * pairs
+}
+
+/// [`patching`], advancing `bar` by one for each run ([`patching_runs`] in all).
+pub fn patching_with<'m>(
+    model: &'m Model<'m>,
+    clean: &[u32],
+    corrupted: &[u32],
+    metric: &Metric,
+    bar: &ProgressBar,
+) -> Result<Patching> {
     let cfg = *model.config();
     let (l, h, s) = (cfg.n_layers, cfg.n_heads, clean.len());
     let mut arena = vec![0.0f32; cfg.state_len()];
     let mut e = Experiment::new(model, &mut arena, clean, corrupted, metric)?;
+    let mut e = Counted { e: &mut e, bar };
     let mut head_by_pos = vec![0.0; l * s * h];
     let mut resid_pre = vec![0.0; l * s];
     // From the last position down: each patch at position p finds the corrupted run's cache
@@ -588,14 +610,38 @@ pub fn patching<'m>(
             }
         }
     }
+    bar.finish_and_clear();
     Ok(Patching {
-        clean: e.clean,
-        corrupted: e.corrupted_metric,
+        clean: e.e.clean,
+        corrupted: e.e.corrupted_metric,
         head_all_pos,
         head_by_pos,
         resid_pre,
         path,
     })
+}
+
+/// An experiment whose every run moves a progress bar.
+struct Counted<'x, 'r, 'm, 's> {
+    e: &'x mut Experiment<'r, 'm, 's>,
+    bar: &'x ProgressBar,
+}
+
+impl Counted<'_, '_, '_, '_> {
+    fn normalized(&mut self, patch: Patch) -> Result<f64> {
+        self.bar.inc(1);
+        self.e.normalized(patch)
+    }
+
+    fn path_inputs(&mut self, sender: (usize, usize), layer: usize) -> Result<ReceiverInputs> {
+        self.bar.inc(1);
+        self.e.path_inputs(sender, layer)
+    }
+
+    fn path_patched(&mut self, inputs: &ReceiverInputs, head: usize, input: Proj) -> Result<f64> {
+        self.bar.inc(1);
+        self.e.path_patched(inputs, head, input)
+    }
 }
 
 /// The normalized metric of one patch (for checks: e.g. `ResidPreAll { layer: 0 }` is 1).
@@ -608,6 +654,20 @@ pub fn patched_metric<'m>(
 ) -> Result<f64> {
     let mut arena = vec![0.0f32; model.config().state_len()];
     Experiment::new(model, &mut arena, clean, corrupted, metric)?.normalized(patch)
+}
+
+/// A progress bar on stderr for the runs of one experiment (hidden when stderr is not a
+/// terminal).
+pub fn progress_bar(cfg: &tinylens::Config, seq: usize) -> ProgressBar {
+    let bar = ProgressBar::new(patching_runs(cfg, seq));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "patching [{bar:32}] {pos}/{len} runs, {elapsed} (eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
 }
 
 /// `tinylens patch`.
@@ -626,7 +686,8 @@ pub fn run(args: Args) -> Result<()> {
     } = args.pair.resolve(&model)?;
     let cfg = *model.config();
     println!("model: {} ({})", describe(&cfg), model.format().name());
-    let p = patching(&model, &clean, &corrupted, &metric)?;
+    let bar = progress_bar(&cfg, clean.len());
+    let p = patching_with(&model, &clean, &corrupted, &metric, &bar)?;
     println!(
         "metric {name} at the last position: clean {:.4}, corrupted {:.4}; each patch of a \
          clean activation into the corrupted run is shown as (patched - corrupted) / (clean - \

@@ -268,7 +268,8 @@ fn patching(a: PatchingArgs) -> Result<()> {
         name,
     } = a.pair.resolve(&model)?;
     let cfg = *model.config();
-    let p = super::patch::patching(&model, &clean, &corrupted, &metric)?;
+    let bar = super::patch::progress_bar(&cfg, clean.len());
+    let p = super::patch::patching_with(&model, &clean, &corrupted, &metric, &bar)?;
     let (l, h, s) = (cfg.n_layers, cfg.n_heads, clean.len());
     let vocab = vocab_of(&model);
     let text = |t: u32| show(vocab.as_deref(), t);
