@@ -73,6 +73,13 @@ pub struct Args {
     /// Seed of the weights, the batches and the generated corpus.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// The fraction (0 to 1) of the training windows that are a random sequence of the
+    /// vocabulary's tokens repeated to fill the window (a period of an eighth to half of it,
+    /// drawn anew each time) instead of corpus text: the shape `tinylens heads` scores on,
+    /// which only an induction head, helped by a previous-token head, can predict. The
+    /// windows are spread evenly over the run and drawn from --seed.
+    #[arg(long, default_value_t = 0.0)]
+    pub repeated_random: f64,
     /// CPU threads for candle (the tensors are small: one thread is usually fastest).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -114,6 +121,7 @@ pub fn run(a: Args) -> Result<()> {
         lr: a.lr,
         weight_decay: a.weight_decay,
         seed: a.seed,
+        repeated_random: a.repeated_random,
         progress: true,
     };
     match (a.output, a.write_corpus) {

@@ -9,6 +9,10 @@
 //!   ... Mr Dursley was"): the names are new in every story, so only an induction head can
 //!   predict their second mention.
 //!
+//! - [`repeated_random`]: a random sequence of tokens repeated, the shape `tinylens heads`
+//!   scores heads on; `tinylens train --repeated-random` mixes these windows into any corpus
+//!   ([`is_repeated_window`] says which).
+//!
 //! A corpus is a list of token pieces; its vocabulary is the sorted set of pieces, and
 //! [`crate::tokenize::encode`] (greedy longest match) splits the joined text back into the same
 //! pieces, so prompts typed as text give the tokens the model was trained on.
@@ -410,6 +414,35 @@ pub fn name_alphabet() -> Vec<String> {
     out
 }
 
+// ------------------------------------------------------------------------------------------------
+// Repeated random sequences, mixed into any corpus
+// ------------------------------------------------------------------------------------------------
+
+/// Whether training window `k` (counted over the whole run: window `j` of step `s` is
+/// `s * batch + j`) is a repeated random sequence when a `fraction` of them are: exactly
+/// `floor(n * fraction)` of the first `n` windows are, spread evenly over the run.
+pub fn is_repeated_window(k: u64, fraction: f64) -> bool {
+    ((k + 1) as f64 * fraction).floor() > (k as f64 * fraction).floor()
+}
+
+/// The shortest and longest period of a [`repeated_random`] window of `len` tokens: from an
+/// eighth of the window (at least 2) to half of it, so every window holds at least two copies
+/// and the period, drawn anew each time, cannot be found from positions alone.
+pub fn repeat_periods(len: usize) -> (usize, usize) {
+    let longest = (len / 2).max(1);
+    ((len / 8).max(2).min(longest), longest)
+}
+
+/// A window of `len` tokens: a period of random tokens of `0..d_vocab` (its length drawn from
+/// [`repeat_periods`]) repeated until the window is full, so `w[i] == w[i - period]`. Only an
+/// induction head predicts the copies; a previous-token head is what it needs.
+pub fn repeated_random(rng: &mut SplitMix, len: usize, d_vocab: usize) -> Vec<u32> {
+    let (shortest, longest) = repeat_periods(len);
+    let period = shortest + rng.below(longest - shortest + 1);
+    let first: Vec<u32> = (0..period).map(|_| rng.below(d_vocab) as u32).collect();
+    first.iter().copied().cycle().take(len).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,6 +461,42 @@ mod tests {
         assert_eq!(skip_trigrams(7, 500), skip_trigrams(7, 500));
         assert_ne!(skip_trigrams(7, 500), skip_trigrams(8, 500));
         assert_eq!(stories(7, 500), stories(7, 500));
+    }
+
+    #[test]
+    fn repeated_windows_are_the_asked_fraction_spread_evenly() {
+        for (fraction, n, expected) in [(0.0, 1000, 0), (0.25, 1000, 250), (0.3, 10, 3)] {
+            let count = (0..n).filter(|&k| is_repeated_window(k, fraction)).count();
+            assert_eq!(count, expected, "fraction {fraction} of {n}");
+        }
+        // A quarter: one window in four, not a run of them.
+        let quarter: Vec<bool> = (0..8).map(|k| is_repeated_window(k, 0.25)).collect();
+        assert_eq!(
+            quarter,
+            [false, false, false, true, false, false, false, true]
+        );
+        assert!((0..100).all(|k| is_repeated_window(k, 1.0)));
+    }
+
+    #[test]
+    fn repeated_random_windows_repeat_their_period() {
+        let mut rng = SplitMix(9);
+        let (shortest, longest) = repeat_periods(65);
+        assert_eq!((shortest, longest), (8, 32));
+        let mut periods = BTreeSet::new();
+        for _ in 0..50 {
+            let w = repeated_random(&mut rng, 65, 233);
+            assert_eq!(w.len(), 65);
+            assert!(w.iter().all(|&t| t < 233));
+            // The shortest shift under which the window equals itself is its period.
+            let period = (1..=longest)
+                .find(|&p| (p..w.len()).all(|i| w[i] == w[i - p]))
+                .expect("the window repeats");
+            assert!((shortest..=longest).contains(&period), "period {period}");
+            periods.insert(period);
+        }
+        assert!(periods.len() > 5, "periods drawn: {periods:?}");
+        assert_eq!(repeat_periods(4), (2, 2));
     }
 
     #[test]

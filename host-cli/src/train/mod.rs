@@ -82,6 +82,9 @@ pub struct TrainOptions {
     pub weight_decay: f64,
     /// Seed of the initial weights, the batches and the generated corpus.
     pub seed: u64,
+    /// The fraction of the training windows that are repeated random sequences of the
+    /// vocabulary's tokens instead of corpus text (0 to 1).
+    pub repeated_random: f64,
     /// Show a progress bar.
     pub progress: bool,
 }
@@ -184,25 +187,46 @@ impl AdamW {
     }
 }
 
-/// A batch of `batch` windows of `n_ctx + 1` tokens at random places of `tokens`: the inputs
-/// and the targets (the inputs shifted by one).
-fn sample_batch(
-    tokens: &[u32],
-    batch: usize,
+/// The training windows of a run, `n_ctx + 1` tokens each: most at random places of the
+/// corpus, a `repeated_random` fraction of them repeated random sequences
+/// ([`corpus::repeated_random`], chosen by [`corpus::is_repeated_window`]).
+struct Windows<'a> {
+    tokens: &'a [u32],
+    d_vocab: usize,
     n_ctx: usize,
-    rng: &mut SplitMix,
-) -> Result<(Tensor, Tensor)> {
-    let mut inputs = Vec::with_capacity(batch * n_ctx);
-    let mut targets = Vec::with_capacity(batch * n_ctx);
-    for _ in 0..batch {
-        let start = rng.below(tokens.len() - n_ctx);
-        inputs.extend_from_slice(&tokens[start..start + n_ctx]);
-        targets.extend_from_slice(&tokens[start + 1..start + n_ctx + 1]);
+    repeated_random: f64,
+    /// Windows drawn so far.
+    drawn: u64,
+}
+
+impl Windows<'_> {
+    /// The next window.
+    fn next(&mut self, rng: &mut SplitMix) -> Vec<u32> {
+        let len = self.n_ctx + 1;
+        let k = self.drawn;
+        self.drawn += 1;
+        if corpus::is_repeated_window(k, self.repeated_random) {
+            return corpus::repeated_random(rng, len, self.d_vocab);
+        }
+        let start = rng.below(self.tokens.len() - self.n_ctx);
+        self.tokens[start..start + len].to_vec()
     }
-    Ok((
-        token_tensor(&inputs, batch, n_ctx)?,
-        token_tensor(&targets, batch, n_ctx)?,
-    ))
+
+    /// A batch of `batch` windows: the inputs and the targets (the inputs shifted by one).
+    fn batch(&mut self, batch: usize, rng: &mut SplitMix) -> Result<(Tensor, Tensor)> {
+        let n_ctx = self.n_ctx;
+        let mut inputs = Vec::with_capacity(batch * n_ctx);
+        let mut targets = Vec::with_capacity(batch * n_ctx);
+        for _ in 0..batch {
+            let w = self.next(rng);
+            inputs.extend_from_slice(&w[..n_ctx]);
+            targets.extend_from_slice(&w[1..]);
+        }
+        Ok((
+            token_tensor(&inputs, batch, n_ctx)?,
+            token_tensor(&targets, batch, n_ctx)?,
+        ))
+    }
 }
 
 /// Asks glibc's allocator to reuse freed memory instead of returning every large block to the
@@ -232,6 +256,11 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus) -> Result<Trained> {
         "--steps and --batch must be at least 1"
     );
     ensure!(opts.n_ctx >= 2, "--n-ctx must be at least 2");
+    ensure!(
+        (0.0..=1.0).contains(&opts.repeated_random),
+        "--repeated-random must be a fraction from 0 to 1, not {}",
+        opts.repeated_random
+    );
     if corpus.tokens.len() <= opts.n_ctx + 1 {
         bail!(
             "the corpus has {} tokens, too few for windows of n_ctx + 1 = {}",
@@ -245,6 +274,13 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus) -> Result<Trained> {
     let vars = model.all();
     let mut optimizer = AdamW::new(&vars, opts.weight_decay)?;
     let mut rng = SplitMix(opts.seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0xb47c);
+    let mut windows = Windows {
+        tokens: &corpus.tokens,
+        d_vocab: corpus.vocab.len(),
+        n_ctx: opts.n_ctx,
+        repeated_random: opts.repeated_random,
+        drawn: 0,
+    };
     let bar = if opts.progress {
         let bar = ProgressBar::new(opts.steps as u64);
         bar.set_style(
@@ -263,7 +299,7 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus) -> Result<Trained> {
     let mut lrs = Vec::with_capacity(opts.steps);
     let mut smooth = None::<f32>;
     for step in 0..opts.steps {
-        let (inputs, targets) = sample_batch(&corpus.tokens, opts.batch, opts.n_ctx, &mut rng)?;
+        let (inputs, targets) = windows.batch(opts.batch, &mut rng)?;
         let loss = model.loss(&inputs, &targets)?;
         let grads = loss.backward()?;
         let mut gs = Vec::with_capacity(vars.len());
@@ -356,6 +392,12 @@ pub fn train_command(
         "training: {} steps of {} windows of {} tokens, peak lr {}, weight decay {}, seed {}",
         opts.steps, opts.batch, opts.n_ctx, opts.lr, opts.weight_decay, opts.seed
     );
+    if opts.repeated_random > 0.0 {
+        println!(
+            "mix: {} of the windows are repeated random sequences",
+            opts.repeated_random
+        );
+    }
     let trained = train(opts, &corpus)?;
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
@@ -402,8 +444,55 @@ mod tests {
             lr: 1e-2,
             weight_decay: 0.01,
             seed,
+            repeated_random: 0.0,
             progress: false,
         }
+    }
+
+    #[test]
+    fn windows_mix_in_the_asked_fraction_of_repeated_sequences() {
+        let corpus = Source::Stories(4000).corpus(1).unwrap();
+        let d_vocab = corpus.vocab.len();
+        let mut windows = Windows {
+            tokens: &corpus.tokens,
+            d_vocab,
+            n_ctx: 16,
+            repeated_random: 0.25,
+            drawn: 0,
+        };
+        let mut rng = SplitMix(3);
+        let drawn: Vec<Vec<u32>> = (0..400).map(|_| windows.next(&mut rng)).collect();
+        let from_corpus = |w: &[u32]| corpus.tokens.windows(w.len()).any(|c| c == w);
+        let (shortest, longest) = corpus::repeat_periods(17);
+        let repeats =
+            |w: &[u32]| (shortest..=longest).any(|p| (p..w.len()).all(|i| w[i] == w[i - p]));
+        let repeated: Vec<&Vec<u32>> = drawn.iter().filter(|w| !from_corpus(w)).collect();
+        assert_eq!(repeated.len(), 100);
+        assert!(repeated.iter().all(|w| repeats(w) && w.len() == 17));
+        assert!(drawn
+            .iter()
+            .filter(|w| from_corpus(w))
+            .all(|w| w.len() == 17));
+        // A batch holds the same windows, inputs and targets shifted by one.
+        let (inputs, targets) = windows.batch(4, &mut rng).unwrap();
+        assert_eq!(inputs.dims(), [4, 16]);
+        assert_eq!(targets.dims(), [4, 16]);
+        assert_eq!(windows.drawn, 404);
+    }
+
+    #[test]
+    fn the_mix_is_deterministic_and_checked() {
+        let mut opts = tiny(10, 5);
+        opts.repeated_random = 0.5;
+        let corpus = opts.source.corpus(opts.seed).unwrap();
+        let a = train(&opts, &corpus).unwrap();
+        assert_eq!(a.losses, train(&opts, &corpus).unwrap().losses);
+        assert_ne!(a.losses, train(&tiny(10, 5), &corpus).unwrap().losses);
+        opts.repeated_random = 1.5;
+        let e = train(&opts, &corpus)
+            .err()
+            .expect("a fraction above 1 is refused");
+        assert!(e.to_string().contains("--repeated-random"), "{e}");
     }
 
     #[test]
