@@ -15,8 +15,8 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use tinylens::Decoder;
+use tinylens_cli::analysis::patching::{patching, Metric};
 use tinylens_cli::blobio::load_model;
-use tinylens_cli::commands::patch::{patching, Metric};
 use tinylens_cli::inputs::{random_sequences, tokens_of, Input};
 use tinylens_cli::trace::{trace, trace_for, Attribution};
 

@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use tinylens::Model;
+use tinylens_cli::analysis::patching::{patched_metric, patching, Metric, Patch};
 use tinylens_cli::blobio::load_model;
-use tinylens_cli::commands::patch::{patched_metric, patching, Metric, Patch};
 use tinylens_cli::trace::trace;
 use tinylens_tests::read_safetensors;
 
@@ -312,7 +312,7 @@ fn plot_patching_draws_every_table_and_the_attention_page_with_them() {
 
 #[test]
 fn the_progress_bar_counts_every_run_of_the_sweep() {
-    use tinylens_cli::commands::patch::{patching_runs, patching_with};
+    use tinylens_cli::analysis::patching::{patching_runs, patching_with};
     for name in ["l1_nonorm", "l3_ln_f16"] {
         with_model(name, |model| {
             let metric = Metric::LogitDiff {

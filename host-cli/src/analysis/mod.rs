@@ -11,6 +11,8 @@
 //! | Q-, K-, V-composition `norm(A B) / (norm(A) norm(B))` | `model.all_composition_scores` | [`composition::composition_score`] |
 //! | previous-token, duplicate, induction heads | `head_detector.detect_head` | [`heads::detector_score`] |
 //! | term importance by ablation | `run_with_hooks` on `hook_z` | [`ablate`] |
+//! | activation patching, normalized | `patching.get_act_patch_*` | [`patching::patching`] |
+//! | path patching, sender -> receiver's q, k, v | hooks on `hook_z`, `hook_q/k/v` | [`patching::Patch::Path`] |
 //!
 //! Orientation is TransformerLens': row vectors multiply weights on the right, so in the OV
 //! circuit the row is the source (attended-to) token and the column the out token; in the QK
@@ -22,6 +24,7 @@ pub mod ablate;
 pub mod circuits;
 pub mod composition;
 pub mod heads;
+pub mod patching;
 pub mod plot;
 
 use std::path::Path;

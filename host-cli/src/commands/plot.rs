@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 
+use crate::analysis::patching::{input_name, patching_with, PATH_INPUTS};
 use crate::analysis::plot::attention::{page, Patterns};
 use crate::analysis::plot::svg::{bars, document, Heatmap};
 use crate::analysis::HeadId;
-use crate::commands::patch::{input_name, Pair, PATH_INPUTS};
+use crate::commands::patch::Pair;
 use crate::files::write;
 use crate::inputs::{token_arg, tokens_of, vocab_of};
 use crate::report::{last_position_terms, term_name, top_k};
@@ -269,7 +270,7 @@ fn patching(a: PatchingArgs) -> Result<()> {
     } = a.pair.resolve(&model)?;
     let cfg = *model.config();
     let bar = super::patch::progress_bar(&cfg, clean.len());
-    let p = super::patch::patching_with(&model, &clean, &corrupted, &metric, &bar)?;
+    let p = patching_with(&model, &clean, &corrupted, &metric, &bar)?;
     let (l, h, s) = (cfg.n_layers, cfg.n_heads, clean.len());
     let vocab = vocab_of(&model);
     let text = |t: u32| show(vocab.as_deref(), t);
