@@ -40,6 +40,7 @@ pub fn run(args: Args) -> Result<()> {
     let (blob, params, name) = match &args.model {
         Some(path) => {
             let loaded = load_model(path, args.config.as_deref())?;
+            check_format(&loaded.model()?)?;
             let params = loaded.params()?;
             (loaded.blob, params, path.display().to_string())
         }
