@@ -246,7 +246,7 @@
     strip.replaceChildren(...state.tokens.map((t, q) => el('span', {
       text: text(t), title: `position ${q}: token ${t}`, 'data-position': q,
       class: (q === state.from ? 'from ' : '') + (q === state.pinned ? 'pinned' : ''),
-      onmouseenter: () => hover(q), onclick: () => { state.pinned = q; drawTokens(); drawCircuits(); },
+      onmouseenter: () => hover(q), onclick: () => { state.pinned = state.pinned === q ? null : q; drawTokens(); drawCircuits(); },
     })));
   }
   function drawTop() {
@@ -320,12 +320,17 @@
       ...g.ids.map((id, i) => el('span', { text: text(id), title: `step ${i + 1}: ${show(id)}, p = ${fmt(g.probs[i])}` })),
       el('span', { class: 'note', text: `  (${g.ids.length} steps on the KV cache, each the most likely token${state.codes.some((c) => c) ? ', with the ablation' : ''})` }));
   }
+  // The rows of the chosen next token, or of the prompt token clicked (click it again to go back).
   function drawCircuits() {
-    const q = state.pinned != null && state.pinned < state.tokens.length ? state.pinned : state.tokens.length - 1;
-    const token = state.tokens[q];
+    const q = state.pinned != null && state.pinned < state.tokens.length ? state.pinned : null;
+    const token = q != null ? state.tokens[q] : state.result.target;
     const rows = circuitRows(token);
+    state.circuitToken = token;
+    state.circuitRows = { direct: rows.direct, ov: cards.map((_, k) => rows.ov(k)), qk: cards.map((_, k) => rows.qk(k)) };
     const cells = (row) => el('td', { text: row.map(([id, v]) => `${show(id)} ${fmt(v, 2)}`).join('  ') });
-    $('circuits-title').textContent = `Circuit rows of ${show(token)} (position ${q})`;
+    $('circuits-title').textContent = q != null
+      ? `Circuit rows of ${show(token)}, the prompt token at position ${q} (click it again for the chosen next token's)`
+      : `Circuit rows of the chosen next token ${show(token)} (click a prompt token for its rows)`;
     const trs = [el('tr', {}, el('td', { text: 'direct path' }), cells(rows.direct))];
     for (let k = 0; k < HEADS; k++) {
       trs.push(el('tr', {}, el('td', { text: `head ${headName(k)} OV` }), cells(rows.ov(k))));
@@ -425,6 +430,7 @@
       clean_loss: state.clean ? state.clean.loss : null,
       continuation: state.continuation ? state.continuation.ids : [],
       from: state.from, rows,
+      circuit_token: state.circuitToken, circuit_rows: state.circuitRows,
     });
   }
   drawHostTables();

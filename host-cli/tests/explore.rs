@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use headless_chrome::{Browser, LaunchOptions, Tab};
 use serde_json::Value;
+use tinylens::circuits::{direct_row_top_k, ov_row_top_k, qk_row_top_k, TopK};
 use tinylens_cli::analysis::ablate::{forward, Ablation};
 use tinylens_cli::analysis::HeadId;
 use tinylens_cli::blobio::load_model;
@@ -356,6 +357,36 @@ fn the_explorer_runs_the_model_in_chromium_as_the_cli_does() {
                 SAME_KERNEL,
             );
         }
+    }
+
+    // The circuit rows of the chosen token are the kernel's on the host.
+    assert_eq!(r["circuit_token"].as_u64(), Some(target as u64));
+    let mut scratch = vec![0.0; cfg.d_model + cfg.d_head];
+    let mut top = TopK::<6>::new();
+    let check_row = |what: &str, page: &Value, host: &TopK<6>| {
+        let page = page.as_array().unwrap();
+        assert_eq!(page.len(), host.as_slice().len(), "{what}");
+        for (p, &(id, value)) in page.iter().zip(host.as_slice()) {
+            assert_eq!(p[0].as_u64(), Some(id as u64), "{what}");
+            close(what, p[1].as_f64().unwrap(), value as f64, SAME_KERNEL);
+        }
+    };
+    direct_row_top_k(&model, target as u32, &mut scratch, &mut top).unwrap();
+    check_row("direct path row", &r["circuit_rows"]["direct"], &top);
+    for k in 0..heads {
+        let (l, h) = (k / n_heads, k % n_heads);
+        ov_row_top_k(&model, l, h, target as u32, &mut scratch, &mut top).unwrap();
+        check_row(
+            &format!("OV row of {l}.{h}"),
+            &r["circuit_rows"]["ov"][k],
+            &top,
+        );
+        qk_row_top_k(&model, l, h, target as u32, &mut scratch, &mut top).unwrap();
+        check_row(
+            &format!("QK row of {l}.{h}"),
+            &r["circuit_rows"]["qk"][k],
+            &top,
+        );
     }
 
     // The greedy continuation is the CLI's.
