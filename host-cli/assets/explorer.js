@@ -35,10 +35,12 @@
   const text = (id) => (data.vocab ? data.vocab[id] : `#${id} `);
   const headName = (k) => `${Math.floor(k / cfg.n_heads)}.${k % cfg.n_heads}`;
   const fmt = (x, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : '-');
-  function colour(v) {
+  // Attention weight -> white to blue, as [r, g, b] and as a CSS colour.
+  function rgb(v) {
     const t = Math.max(0, Math.min(1, v));
-    return `rgb(${Math.round(255 * (1 - 0.85 * t))},${Math.round(255 * (1 - 0.6 * t))},255)`;
+    return [Math.round(255 * (1 - 0.85 * t)), Math.round(255 * (1 - 0.6 * t)), 255];
   }
+  const colour = (v) => `rgb(${rgb(v).join(',')})`;
   function softmax(logits) {
     let max = -Infinity;
     for (const x of logits) max = Math.max(max, x);
@@ -276,18 +278,25 @@
   }
   function drawHeads() {
     const r = state.result, n = r.n, cell = 200 / n;
+    // Each heatmap is drawn as an n x n image (one pixel per weight), then scaled up.
+    const small = el('canvas', { width: n, height: n }), sg = small.getContext('2d');
+    const image = sg.createImageData(n, n);
     for (let k = 0; k < HEADS; k++) {
       const card = cards[k], code = state.codes[k];
       card.className = 'head' + (code === 1 ? ' zero' : code === 2 ? ' mean' : '');
       card.querySelector('.state').textContent = code === 1 ? ' zero-ablated' : code === 2 ? ' mean-ablated' : '';
-      const g = card.querySelector('canvas').getContext('2d');
-      g.clearRect(0, 0, 200, 200);
+      image.data.fill(255);
       for (let q = 0; q < n; q++) {
         for (let j = 0; j <= q; j++) {
-          g.fillStyle = colour(r.patterns[(k * n + q) * n + j]);
-          g.fillRect(j * cell, q * cell, Math.ceil(cell), Math.ceil(cell));
+          const [red, green] = rgb(r.patterns[(k * n + q) * n + j]);
+          image.data[4 * (q * n + j)] = red;
+          image.data[4 * (q * n + j) + 1] = green;
         }
       }
+      sg.putImageData(image, 0, 0);
+      const g = card.querySelector('canvas').getContext('2d');
+      g.imageSmoothingEnabled = false;
+      g.drawImage(small, 0, 0, 200, 200);
       if (state.from != null) {
         g.strokeStyle = '#d8823b';
         g.strokeRect(0.5, state.from * cell + 0.5, 199, Math.max(1, cell - 1));
@@ -296,7 +305,6 @@
       card.querySelector('.scores').textContent =
         `prev ${s(r.scores, 0)} dup ${s(r.scores, 1)} ind ${s(r.scores, 2)} (prompt)\n` +
         `prev ${fmt(h.prev[k], 2)} dup ${fmt(h.duplicate[k], 2)} ind ${fmt(h.induction[k], 2)} (random)`;
-      card.querySelector('.scores').style.whiteSpace = 'pre';
     }
     drawRows();
   }
