@@ -409,14 +409,24 @@
       writeReadout();
       return;
     }
+    // Where the time goes, stage by stage (milliseconds, in the readout).
+    const marks = [t0], stages = {};
+    const stage = (name) => { marks.push(performance.now()); stages[name] = marks.at(-1) - marks.at(-2); };
+    stage('tokenize and run');
     drawTokens();
     drawTop();
     drawAttribution();
+    stage('tables');
     drawHeads();
+    stage('heatmaps');
     drawContinuation();
+    stage('continuation');
     drawCircuits();
+    stage('circuit rows');
     document.body.getBoundingClientRect(); // the layout of the redrawn page, inside the timing
+    stage('layout');
     state.ms = performance.now() - t0;
+    state.stages = stages;
     state.updates++;
     writeReadout();
   }
@@ -430,7 +440,7 @@
       }
     }
     $('readout').textContent = JSON.stringify({
-      updates: state.updates, ms: state.ms, error: state.error || null,
+      updates: state.updates, ms: state.ms, stages: state.stages, error: state.error || null,
       tokens: state.tokens, ablation: Array.from(state.codes),
       top: r ? topK(r.logits, TOP_K).map((id) => ({ id, prob: p[id], logit: r.logits[id] })) : [],
       logits: r ? Array.from(r.logits) : [],

@@ -487,6 +487,7 @@ fn keystroke_to_redraw_on_a_full_context_prompt() {
     let ids: Vec<String> = (0..63).map(|i| (10 + i % 200).to_string()).collect();
     let tab = open_and_type(&browser, &page, "ids", &format!("{}, ", ids.join(", ")), "");
     let mut times = Vec::new();
+    let mut stages: Vec<(String, Vec<f64>)> = Vec::new();
     for i in 0..24 {
         let before = readout(&tab)["updates"].as_u64().unwrap();
         tab.type_str("7").unwrap();
@@ -496,6 +497,12 @@ fn keystroke_to_redraw_on_a_full_context_prompt() {
         assert_eq!(r["tokens"].as_array().map(Vec::len), Some(64));
         if i >= 4 {
             times.push(r["ms"].as_f64().unwrap());
+            for (name, ms) in r["stages"].as_object().unwrap() {
+                match stages.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, v)) => v.push(ms.as_f64().unwrap()),
+                    None => stages.push((name.clone(), vec![ms.as_f64().unwrap()])),
+                }
+            }
         }
         let before = r["updates"].as_u64().unwrap();
         tab.press_key("Backspace").unwrap();
@@ -503,7 +510,16 @@ fn keystroke_to_redraw_on_a_full_context_prompt() {
             r["updates"].as_u64() > Some(before)
         });
     }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let parts: Vec<String> = stages
+        .iter_mut()
+        .map(|(name, v)| format!("{name} {:.1}", median(v)))
+        .collect();
     times.sort_by(f64::total_cmp);
+    println!("stages, median ms: {}", parts.join(", "));
     println!(
         "keystroke to redrawn page, 64 tokens, headless Chromium: median {:.1} ms (min {:.1}, max {:.1}, {} keystrokes)",
         times[times.len() / 2],
