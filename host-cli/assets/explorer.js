@@ -15,7 +15,7 @@
   const MESSAGE = 1024;   // bytes for an error message
   const $ = (id) => document.getElementById(id);
 
-  // --- small helpers ----------------------------------------------------------------------
+  // --- small functions --------------------------------------------------------------------
   function el(tag, attrs, ...children) {
     const e = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
