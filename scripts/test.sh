@@ -8,10 +8,12 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 EMBEDDED_TARGETS=(thumbv6m-none-eabi thumbv7m-none-eabi thumbv7em-none-eabihf riscv32imac-unknown-none-elf)
+# The explorer's WebAssembly module (web/, `cargo xtask web`).
+WEB_TARGET=wasm32-unknown-unknown
 
 step "toolchain: targets and components"
 installed=$(rustup target list --installed)
-for t in "${EMBEDDED_TARGETS[@]}"; do
+for t in "${EMBEDDED_TARGETS[@]}" "$WEB_TARGET"; do
   grep -qx "$t" <<<"$installed" || rustup target add "$t"
 done
 rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
@@ -46,6 +48,15 @@ command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium
 export TINYLENS_BROWSER_TEST=1
 cargo test -p tinylens-cli --test analysis the_attention_page_renders_every_head_in_chromium
 # --- end attention page --------------------------------------------------------------------
+
+# --- the explorer (web/, host-cli/tests/explore.rs) ----------------------------------------
+step "explorer: the committed WebAssembly module is current; the page in headless Chromium"
+cargo clippy -p tinylens-web --target "$WEB_TARGET" -- -D warnings
+cargo xtask web --check
+# Types, hovers and ablates through the DevTools protocol, against run --out and ablate;
+# prints the keystroke-to-redraw time (not asserted).
+cargo test -p tinylens-cli --test explore -- --nocapture
+# --- end explorer --------------------------------------------------------------------------
 
 step "tests (kernel, CLI, conformance to TransformerLens, benches' sanity checks)"
 cargo test --workspace

@@ -4,6 +4,7 @@
 pub mod analysis;
 pub mod blobio;
 pub mod commands;
+pub mod explorer;
 pub mod files;
 pub mod import;
 pub mod inputs;

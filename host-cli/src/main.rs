@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tinylens_cli::commands::{
-    ablate, circuits, demo, generate, heads, inspect, lens, patch, plot, quantize, run, train,
-    validate,
+    ablate, circuits, demo, explore, generate, heads, inspect, lens, patch, plot, quantize, run,
+    train, validate,
 };
 
 /// TransformerLens for microcontrollers: attention-only transformers, run by a no_std kernel
@@ -47,6 +47,8 @@ enum Command {
     Lens(lens::Args),
     /// Activation patching: which heads and residual streams carry a clean prompt's answer.
     Patch(patch::Args),
+    /// The explorer: one HTML page that runs the model in the browser (WebAssembly, no server).
+    Explore(explore::Args),
 }
 
 /// Restores the default action of SIGPIPE, so that `tinylens ... | head` ends quietly like any
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::Lens(args) => lens::run(args),
         Command::Patch(args) => patch::run(args),
+        Command::Explore(args) => explore::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -133,6 +133,7 @@ fn demo_runs_the_embedded_model() {
         "greedy continuation",
         "+ \"soli",
         "wrote the attention of every head on this story to",
+        "tinylens explore",
     ] {
         assert!(text.contains(needle), "demo lacks {needle:?}:\n{text}");
     }

@@ -8,6 +8,8 @@
 //!   [`GROWTH`]; writes the figures table `fixtures/firmware/figures.md`.
 //!   Then embeds a model of its own with `TINYLENS_BLOB` (see [`own_model`]), and tests
 //!   `embed-model`, the examples' build script, on the host.
+//! - `cargo xtask web [--check]`: builds the explorer's WebAssembly module into
+//!   `host-cli/assets/explorer.wasm`, or checks that the committed one is current (`web.rs`).
 //! - `cargo xtask boards [--bless]`: builds the real-board examples (not run) and checks their
 //!   sizes against the same snapshot.
 //! - `--bless` remakes the examples' blobs from the trained demo checkpoints in `models/` with
@@ -32,6 +34,7 @@ use tinylens::writer::AlignedBytes;
 use tinylens::{Model, NumberFormat};
 
 mod fuzz;
+mod web;
 
 /// `f32` and `i8` transcripts: every number within this absolute plus relative difference of
 /// the host's (the device and the host run the same operations in the same order, so in
@@ -181,8 +184,10 @@ fn main() -> Result<()> {
         Some("qemu") => firmware(bless, true),
         Some("boards") => firmware(bless, false),
         Some("fuzz") => fuzz::run(&root(), &args[1..]),
+        Some("web") => web::run(&root(), &args[1..]),
         _ => {
             eprintln!("usage: cargo xtask qemu [--bless] | cargo xtask boards [--bless]");
+            eprintln!("       cargo xtask web [--check]");
             eprintln!("       cargo xtask fuzz [--asan] [--scratch] [--minutes N | --seconds N] [--runs N] [--minimize] [TARGET]");
             std::process::exit(2);
         }

@@ -18,6 +18,10 @@ pub const DEMO_BLOB: &[u8] = include_bytes!("../../assets/demo.tlb");
 pub const DEMO_PROMPT: &str = "Mr and Mrs Durasoli, of number 4, Pivet Drive, were proud to say \
                                that they were perfectly normal. Mr Dura";
 
+/// The demo's last line: where to go next.
+pub const EXPLORE_HINT: &str = "to try other prompts and ablate heads in a browser: tinylens explore \
+                                (writes explorer.html: the kernel as WebAssembly, one page, no server)";
+
 /// Run the embedded demo model on a default prompt: prediction and per-head attribution.
 #[derive(clap::Args)]
 pub struct Args {
@@ -137,5 +141,6 @@ pub fn story_demo(model: &Model<'_>, prompt: &str, html: &Path) -> Result<()> {
         "\nwrote the attention of every head on this story to {}",
         html.display()
     );
+    println!("\n{EXPLORE_HINT}");
     Ok(())
 }

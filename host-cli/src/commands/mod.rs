@@ -6,6 +6,7 @@
 pub mod ablate;
 pub mod circuits;
 pub mod demo;
+pub mod explore;
 pub mod generate;
 pub mod heads;
 pub mod inspect;
