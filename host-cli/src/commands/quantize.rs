@@ -33,8 +33,9 @@ pub struct Args {
     /// repeated-random sequences).
     #[arg(long)]
     pub calibrate: Option<PathBuf>,
-    /// How weights are rounded to int8: nearest, or gptq (the projections', W_O's and W_U's
-    /// rounding errors compensated over the calibration activations; see docs/accuracy.md).
+    /// How weights are rounded to int8: nearest, or gptq (each matrix's rounding error
+    /// compensated over the calibration sequences, W_E's by its effect on the next-token
+    /// distributions; see docs/accuracy.md).
     #[arg(long, default_value = "nearest")]
     pub rounding: String,
     /// Also measure each quantized matrix alone (the rest exact) against the f64 reference

@@ -19,6 +19,7 @@ use crate::blobio::{blob_from_params, tensor};
 use crate::params::Params;
 use crate::trace::{trace_for, Attribution};
 
+pub mod embedding;
 pub mod gptq;
 pub mod sensitivity;
 
@@ -141,6 +142,22 @@ fn quantize_kind(
         TensorKind::WV => (vec![&hs.v[layer]; cfg.n_heads], d_model, d_head),
         TensorKind::WO => (hs.o[layer].iter().collect(), d_head, d_model),
         TensorKind::WU => (vec![&hs.u], d_model, cfg.d_vocab),
+        TensorKind::WE => {
+            // Rows are looked up: round W_E^T `[d_model, d_vocab]`, each token's row by its
+            // effect on the next-token distributions.
+            let h = &hs.resid;
+            let rows = w.len() / d_model;
+            let wt: Vec<f32> = (0..d_model * rows)
+                .map(|k| w[(k % rows) * d_model + k / rows])
+                .collect();
+            let qt = gptq::round(&wt, rows, h, |k| {
+                m.scales[group((k % rows) * d_model + k / rows)]
+            });
+            m.q = (0..w.len())
+                .map(|k| qt[(k % d_model) * rows + k / d_model])
+                .collect();
+            return m;
+        }
         _ => return m,
     };
     let scales = &m.scales;
@@ -485,6 +502,9 @@ pub struct Hessians {
     pub o: Vec<Vec<gptq::Gram>>,
     /// What `W_U` multiplies.
     pub u: gptq::Gram,
+    /// How an error in the residual stream entering layer 0 costs KL ([`embedding`]): the
+    /// statistics of `W_E`'s rows.
+    pub resid: gptq::Gram,
 }
 
 /// Collects [`Hessians`] by running the `f32` kernel over `sequences`.
@@ -496,6 +516,7 @@ pub fn hessians(params: &Params, sequences: &[Vec<u32>]) -> Result<Hessians> {
         v: vec![gptq::Gram::new(m); l_n],
         o: vec![vec![gptq::Gram::new(d); h_n]; l_n],
         u: gptq::Gram::new(m),
+        resid: gptq::Gram::new(m),
     };
     visit(params, sequences, |seen| match seen {
         Seen::Resid(_) => {}
@@ -514,6 +535,10 @@ pub fn hessians(params: &Params, sequences: &[Vec<u32>]) -> Result<Hessians> {
         }
         Seen::Final { x, .. } => hs.u.add(x),
     })?;
+    // Nudges of about one rounding step of W_E.
+    let w_e = quantize_matrix(&params.w_e, m, |i| i % m);
+    let eps = (w_e.scales.iter().sum::<f64>() / m as f64) as f32;
+    hs.resid = embedding::resid_hessian(params, sequences, eps)?;
     Ok(hs)
 }
 
