@@ -285,6 +285,8 @@ struct Experiment<'r, 'm, 's> {
     corrupted_prefix: usize,
     clean: f64,
     corrupted_metric: f64,
+    /// Moves by one for each patched run (hidden unless a caller shows it).
+    bar: ProgressBar,
 }
 
 impl<'r, 'm, 's> Experiment<'r, 'm, 's> {
@@ -335,6 +337,7 @@ impl<'r, 'm, 's> Experiment<'r, 'm, 's> {
             corrupted_prefix: corrupted.len(),
             clean: c,
             corrupted_metric: k,
+            bar: ProgressBar::hidden(),
         })
     }
 
@@ -354,6 +357,7 @@ impl<'r, 'm, 's> Experiment<'r, 'm, 's> {
             let inputs = self.path_inputs(sender, receiver.0)?;
             return self.path_patched(&inputs, receiver.1, input);
         }
+        self.bar.inc(1);
         // The first position the patch changes.
         let first = match patch {
             Patch::HeadAt { pos, .. } | Patch::ResidPre { pos, .. } => pos,
@@ -379,6 +383,7 @@ impl<'r, 'm, 's> Experiment<'r, 'm, 's> {
 
     /// The first run of a path patch from `sender` to the heads of `layer`.
     fn path_inputs(&mut self, sender: (usize, usize), layer: usize) -> Result<ReceiverInputs> {
+        self.bar.inc(1);
         let (layers, heads) = (self.recorded.n_layers, self.recorded.n_heads);
         for (name, (l, h)) in [("sender", sender), ("receiver", (layer, 0))] {
             if l >= layers || h >= heads {
@@ -420,6 +425,7 @@ impl<'r, 'm, 's> Experiment<'r, 'm, 's> {
     /// The normalized metric of the corrupted run in which only `head`'s `input` (of the
     /// layer `inputs` was recorded for) sees the sender's clean output.
     fn path_patched(&mut self, inputs: &ReceiverInputs, head: usize, input: Proj) -> Result<f64> {
+        self.bar.inc(1);
         if head >= inputs.n_heads {
             bail!(
                 "path patching: the receiver head {}.{head} is not in a model of {} heads",
@@ -476,7 +482,7 @@ pub fn patching_with<'m>(
     let (l, h, s) = (cfg.n_layers, cfg.n_heads, clean.len());
     let mut arena = vec![0.0f32; cfg.state_len()];
     let mut e = Experiment::new(model, &mut arena, clean, corrupted, metric)?;
-    let mut e = Counted { e: &mut e, bar };
+    e.bar = bar.clone();
     let mut head_by_pos = vec![0.0; l * s * h];
     let mut resid_pre = vec![0.0; l * s];
     // From the last position down: each patch at position p finds the corrupted run's cache
@@ -512,36 +518,13 @@ pub fn patching_with<'m>(
     }
     bar.finish_and_clear();
     Ok(Patching {
-        clean: e.e.clean,
-        corrupted: e.e.corrupted_metric,
+        clean: e.clean,
+        corrupted: e.corrupted_metric,
         head_all_pos,
         head_by_pos,
         resid_pre,
         path,
     })
-}
-
-/// An experiment whose every run moves a progress bar.
-struct Counted<'x, 'r, 'm, 's> {
-    e: &'x mut Experiment<'r, 'm, 's>,
-    bar: &'x ProgressBar,
-}
-
-impl Counted<'_, '_, '_, '_> {
-    fn normalized(&mut self, patch: Patch) -> Result<f64> {
-        self.bar.inc(1);
-        self.e.normalized(patch)
-    }
-
-    fn path_inputs(&mut self, sender: (usize, usize), layer: usize) -> Result<ReceiverInputs> {
-        self.bar.inc(1);
-        self.e.path_inputs(sender, layer)
-    }
-
-    fn path_patched(&mut self, inputs: &ReceiverInputs, head: usize, input: Proj) -> Result<f64> {
-        self.bar.inc(1);
-        self.e.path_patched(inputs, head, input)
-    }
 }
 
 /// The normalized metric of one patch (for checks: e.g. `ResidPreAll { layer: 0 }` is 1).

@@ -8,7 +8,9 @@ use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 use tinylens::Model;
 
-use crate::analysis::patching::{input_name, patching_runs, patching_with, Metric, PATH_INPUTS};
+use crate::analysis::patching::{
+    input_name, patching_runs, patching_with, Metric, Patching, PATH_INPUTS,
+};
 use crate::analysis::{write_tensors, Named};
 use crate::inputs::{token_arg, token_label, tokens_of, Input};
 use crate::report::describe;
@@ -109,6 +111,17 @@ impl PairArgs {
     }
 }
 
+impl PairArgs {
+    /// The prompts and metric read through `model`, and every patching result of them, with
+    /// a progress bar on stderr.
+    pub fn patch(&self, model: &Model<'_>) -> Result<(Pair, Patching)> {
+        let pair = self.resolve(model)?;
+        let bar = progress_bar(model.config(), pair.clean.len());
+        let p = patching_with(model, &pair.clean, &pair.corrupted, &pair.metric, &bar)?;
+        Ok((pair, p))
+    }
+}
+
 /// A progress bar on stderr for the runs of one experiment (hidden when stderr is not a
 /// terminal).
 pub fn progress_bar(cfg: &tinylens::Config, seq: usize) -> ProgressBar {
@@ -131,16 +144,17 @@ pub fn run(args: Args) -> Result<()> {
     }
     let loaded = args.pair.model.load()?;
     let model = loaded.model()?;
-    let Pair {
-        clean,
-        corrupted,
-        metric,
-        name,
-    } = args.pair.resolve(&model)?;
     let cfg = *model.config();
     println!("model: {} ({})", describe(&cfg), model.format().name());
-    let bar = progress_bar(&cfg, clean.len());
-    let p = patching_with(&model, &clean, &corrupted, &metric, &bar)?;
+    let (
+        Pair {
+            clean,
+            corrupted,
+            name,
+            ..
+        },
+        p,
+    ) = args.pair.patch(&model)?;
     println!(
         "metric {name} at the last position: clean {:.4}, corrupted {:.4}; each patch of a \
          clean activation into the corrupted run is shown as (patched - corrupted) / (clean - \

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 
-use crate::analysis::patching::{input_name, patching_with, PATH_INPUTS};
+use crate::analysis::patching::{input_name, PATH_INPUTS};
 use crate::analysis::plot::attention::{page, Patterns};
 use crate::analysis::plot::svg::{bars, document, Heatmap};
 use crate::analysis::HeadId;
@@ -262,15 +262,16 @@ fn patching(a: PatchingArgs) -> Result<()> {
     }
     let loaded = a.pair.model.load()?;
     let model = loaded.model()?;
-    let Pair {
-        clean,
-        corrupted,
-        metric,
-        name,
-    } = a.pair.resolve(&model)?;
+    let (
+        Pair {
+            clean,
+            corrupted,
+            name,
+            ..
+        },
+        p,
+    ) = a.pair.patch(&model)?;
     let cfg = *model.config();
-    let bar = super::patch::progress_bar(&cfg, clean.len());
-    let p = patching_with(&model, &clean, &corrupted, &metric, &bar)?;
     let (l, h, s) = (cfg.n_layers, cfg.n_heads, clean.len());
     let vocab = vocab_of(&model);
     let text = |t: u32| show(vocab.as_deref(), t);

@@ -10,7 +10,7 @@ use crate::import::load_checkpoint;
 use crate::inputs::random_sequences;
 use crate::inputs::{check_count, generated_len, read_tokens_file};
 use crate::quantize::sensitivity::sensitivity;
-use crate::quantize::{default_calibration, quantize_with, rounding, Round};
+use crate::quantize::{default_calibration, quantize_rounded, rounding, Round, Rounding};
 use crate::report::describe;
 
 /// Convert a TransformerLens safetensors checkpoint into a tinylens blob.
@@ -87,7 +87,14 @@ pub fn run(args: Args) -> Result<()> {
             println!("calibration {note}");
         }
     }
-    let bytes = quantize_with(&params, number_format, calibration.as_deref(), round)
+    // The statistics of GPTQ are made once, for the blob and for --report.
+    let default = default_calibration(&params.config);
+    let sequences = calibration.as_deref().unwrap_or(&default);
+    let rounding = match number_format {
+        NumberFormat::F32 => Rounding::Nearest,
+        _ => rounding(&params, sequences, round)?,
+    };
+    let bytes = quantize_rounded(&params, number_format, sequences, &rounding)
         .with_context(|| format!("cannot quantize {} to {format}", args.input.display()))?;
     write(&args.output, &bytes)?;
     let rounded = match number_format {
@@ -101,7 +108,7 @@ pub fn run(args: Args) -> Result<()> {
         describe(&params.config)
     );
     if args.report && number_format != NumberFormat::F32 {
-        print_report(&params, number_format, calibration.as_deref(), round)?;
+        print_report(&params, number_format, &rounding)?;
     }
     Ok(())
 }
@@ -110,15 +117,12 @@ pub fn run(args: Args) -> Result<()> {
 fn print_report(
     params: &crate::params::Params,
     format: NumberFormat,
-    calibration: Option<&[Vec<u32>]>,
-    round: Round,
+    rounding: &Rounding,
 ) -> Result<()> {
     let cfg = &params.config;
-    let default = default_calibration(cfg);
-    let rounding = rounding(params, calibration.unwrap_or(&default), round)?;
     let (len, _) = generated_len(cfg.n_ctx);
     let sequences = random_sequences(8, len, cfg.d_vocab, 0);
-    let rows = sensitivity(params, format, &rounding, &sequences)?;
+    let rows = sensitivity(params, format, rounding, &sequences)?;
     println!(
         "\neach matrix quantized alone (the rest exact), kernel vs f64 reference on 8 random \
          sequences of {len} tokens:"

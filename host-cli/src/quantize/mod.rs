@@ -100,6 +100,15 @@ pub enum Rounding {
     Gptq(Box<Hessians>),
 }
 
+/// Which scale of the matrix `kind` element `i` uses in `format`: its column, or its block
+/// of 32 in `i8-block32`.
+fn group_of(kind: TensorKind, cfg: &Config, format: NumberFormat, i: usize) -> usize {
+    match format {
+        NumberFormat::I8Block32 => i / 32,
+        _ => column_of(kind, cfg, i),
+    }
+}
+
 /// The scale of element `k` of the matrix `kind` quantized for `format` as `m`.
 fn scale_of<'m>(
     kind: TensorKind,
@@ -107,10 +116,7 @@ fn scale_of<'m>(
     format: NumberFormat,
     m: &'m QMatrix,
 ) -> impl Fn(usize) -> f64 + 'm {
-    move |k| match format {
-        NumberFormat::I8Block32 => m.scales[k / 32],
-        _ => m.scales[column_of(kind, cfg, k)],
-    }
+    move |k| m.scales[group_of(kind, cfg, format, k)]
 }
 
 /// The matrix `kind` of layer `layer` of `params`, quantized for `format`.
@@ -123,10 +129,7 @@ fn quantize_kind(
 ) -> QMatrix {
     let cfg = &params.config;
     let w = tensor(params, id(kind, layer));
-    let group = |i: usize| match format {
-        NumberFormat::I8Block32 => i / 32,
-        _ => column_of(kind, cfg, i),
-    };
+    let group = |i: usize| group_of(kind, cfg, format, i);
     let n_groups = match format {
         NumberFormat::I8Block32 => w.len().div_ceil(32),
         _ => n_columns(kind, cfg),
@@ -242,13 +245,32 @@ pub fn quantize_with(
             &default
         }
     };
-    let rounding = || rounding(params, sequences, round);
+    if format == NumberFormat::F32 {
+        return blob_from_params(params);
+    }
+    quantize_rounded(
+        params,
+        format,
+        sequences,
+        &rounding(params, sequences, round)?,
+    )
+}
+
+/// Writes `params` as a blob of a quantized `format` with weights rounded as `rounding` says
+/// (made once, e.g. by [`rounding`], and shared with [`sensitivity`]); `sequences` calibrate
+/// the activation ranges of `int`.
+pub fn quantize_rounded(
+    params: &Params,
+    format: NumberFormat,
+    sequences: &[Vec<u32>],
+    rounding: &Rounding,
+) -> Result<Vec<u8>> {
     match format {
         NumberFormat::F32 => blob_from_params(params),
-        NumberFormat::I8 | NumberFormat::I8Block32 => write_i8(params, format, &rounding()?),
+        NumberFormat::I8 | NumberFormat::I8Block32 => write_i8(params, format, rounding),
         NumberFormat::Int => {
             let ranges = calibrate(params, sequences)?;
-            write_int(params, &ranges, &rounding()?)
+            write_int(params, &ranges, rounding)
         }
         other => bail!("cannot write format {}", other.name()),
     }
@@ -536,7 +558,7 @@ pub fn hessians(params: &Params, sequences: &[Vec<u32>]) -> Result<Hessians> {
         Seen::Final { x, .. } => hs.u.add(x),
     })?;
     // Nudges of about one rounding step of W_E.
-    let w_e = quantize_matrix(&params.w_e, m, |i| i % m);
+    let w_e = quantize_matrix(&params.w_e, m, |i| column_of(TensorKind::WE, &cfg, i));
     let eps = (w_e.scales.iter().sum::<f64>() / m as f64) as f32;
     hs.resid = embedding::resid_hessian(params, sequences, eps)?;
     Ok(hs)
